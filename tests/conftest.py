@@ -1,0 +1,62 @@
+"""Shared fixtures: a real Redis for every run, each test in its own namespace."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio import Redis
+
+from bot.store import MemoryChatStore, RedisChatStore
+from tests.redis_server import RedisProcess, answers
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """REDIS_URL if set, else the local server if it answers, else a throwaway server."""
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        yield configured
+        return
+    local = "redis://127.0.0.1:6379/0"
+    if answers(local):
+        yield local
+        return
+    server = RedisProcess().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"nemobot-test:{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def redis_client(redis_url: str, namespace: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=500)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+@pytest.fixture
+def redis_store(redis_client: Redis, namespace: str) -> RedisChatStore:
+    return RedisChatStore(redis_client, namespace)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest) -> MemoryChatStore | RedisChatStore:
+    """The same contract, run against both stores."""
+    if request.param == "memory":
+        return MemoryChatStore()
+    result: RedisChatStore = request.getfixturevalue("redis_store")
+    return result

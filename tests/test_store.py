@@ -1,0 +1,162 @@
+"""The chat store contract, run against memory and a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from redis.asyncio import Redis
+
+from bot.store import ChatState, ChatStore, MemoryChatStore, PendingExport, RedisChatStore
+
+
+def full_state(chat_id: int = 42) -> ChatState:
+    return ChatState(
+        chat_id=chat_id,
+        token="nmv_usr_example0token",
+        token_expires_at=time.time() + 3600,
+        client_id="c-1",
+        session_id="5529798706024415232",
+        task_id="task_1",
+        lang="zh",
+        lang_locked=True,
+        pending=[PendingExport(render_id="render_1", started_at=1.5, lang="zh", progress_ref="p")],
+        last_draft={"t": [{"tt": 0, "sg": [{"d": 5000}]}]},
+    )
+
+
+async def test_missing_chat_loads_fresh(store: ChatStore) -> None:
+    assert await store.load(7) == ChatState(chat_id=7)
+
+
+async def test_round_trip_keeps_every_field(store: ChatStore) -> None:
+    state = full_state()
+    await store.save(state)
+    assert await store.load(42) == state
+
+
+async def test_chats_are_isolated(store: ChatStore) -> None:
+    await store.save(full_state(1))
+    other = await store.load(2)
+    assert other.token is None and other.session_id is None
+
+
+async def test_delete_forgets_chat(store: ChatStore) -> None:
+    await store.save(full_state())
+    await store.delete(42)
+    assert await store.load(42) == ChatState(chat_id=42)
+    assert await store.chats_with_pending() == []
+
+
+async def test_expired_token_is_dropped_but_chat_kept(store: ChatStore) -> None:
+    state = full_state()
+    state.token_expires_at = time.time() + 0.2
+    await store.save(state)
+    assert (await store.load(42)).token == state.token
+    await asyncio.sleep(0.35)
+    loaded = await store.load(42)
+    assert loaded.token is None
+    assert loaded.session_id == state.session_id
+
+
+async def test_idle_chat_expires(redis_client: Redis, namespace: str) -> None:
+    for store in (MemoryChatStore(idle_ttl_s=0.2), RedisChatStore(redis_client, namespace, 0.2)):
+        await store.save(full_state())
+        assert (await store.load(42)).session_id is not None
+        await asyncio.sleep(0.35)
+        assert await store.load(42) == ChatState(chat_id=42)
+
+
+async def test_pending_index_follows_state(store: ChatStore) -> None:
+    await store.save(full_state(1))
+    await store.save(ChatState(chat_id=2, session_id="s"))
+    await store.save(full_state(3))
+    assert await store.chats_with_pending() == [1, 3]
+    done = await store.load(3)
+    done.pending.clear()
+    await store.save(done)
+    assert await store.chats_with_pending() == [1]
+
+
+async def test_lock_excludes_other_owner_until_unlocked(store: ChatStore) -> None:
+    assert await store.try_lock(5, "a", 10)
+    assert not await store.try_lock(5, "b", 10)
+    await store.unlock(5, "b")  # not the owner: no effect
+    assert not await store.try_lock(5, "b", 10)
+    await store.unlock(5, "a")
+    assert await store.try_lock(5, "b", 10)
+
+
+async def test_lock_expires_unless_renewed(store: ChatStore) -> None:
+    assert await store.try_lock(5, "a", 0.3)
+    await asyncio.sleep(0.2)
+    assert await store.renew_lock(5, "a", 0.3)
+    assert not await store.renew_lock(5, "b", 0.3)
+    await asyncio.sleep(0.2)
+    assert not await store.try_lock(5, "b", 0.3)  # renewed, so still held
+    await asyncio.sleep(0.25)
+    assert await store.try_lock(5, "b", 0.3)  # a crashed owner's lock lapses
+    assert not await store.renew_lock(5, "a", 0.3)
+
+
+async def test_lock_contention_between_two_clients(redis_url: str, namespace: str) -> None:
+    first = RedisChatStore.from_url(redis_url, namespace)
+    second = RedisChatStore.from_url(redis_url, namespace)
+    try:
+        results = await asyncio.gather(
+            *(s.try_lock(9, f"owner-{i}", 5) for i, s in enumerate([first, second] * 10))
+        )
+        assert results.count(True) == 1
+    finally:
+        await first.unlock(9, f"owner-{results.index(True)}")
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_update_seen_once(store: ChatStore) -> None:
+    assert await store.first_seen(1001)
+    assert not await store.first_seen(1001)
+    assert await store.first_seen(1002)
+
+
+async def test_update_dedupe_expires(store: ChatStore) -> None:
+    assert await store.first_seen(77, ttl_s=0.2)
+    await asyncio.sleep(0.3)
+    assert await store.first_seen(77, ttl_s=0.2)
+
+
+async def test_corrupted_values_are_treated_as_absent(
+    redis_client: Redis, redis_store: RedisChatStore, namespace: str
+) -> None:
+    await redis_client.set(f"{namespace}:chat:{{42}}", b"\xff not json")
+    await redis_client.set(f"{namespace}:chat:{{42}}:token", '["foreign"]')
+    assert await redis_store.load(42) == ChatState(chat_id=42)
+    await redis_client.set(f"{namespace}:chat:{{42}}", '{"session_id": 5, "pending": [1]}')
+    assert await redis_store.load(42) == ChatState(chat_id=42)
+    await redis_client.sadd(f"{namespace}:pending", "not-a-chat", 3)
+    assert await redis_store.chats_with_pending() == [3]
+
+
+async def test_one_round_trip_per_read_and_write(
+    redis_client: Redis, redis_store: RedisChatStore
+) -> None:
+    before = int((await redis_client.info("stats"))["total_commands_processed"])
+    await redis_store.save(full_state())
+    await redis_store.load(42)
+    after = int((await redis_client.info("stats"))["total_commands_processed"])
+    # save: SET + SET token + SADD in one pipeline; load: one MGET (+ the INFO call itself)
+    assert after - before <= 5
+
+
+async def test_token_never_in_repr() -> None:
+    assert "nmv_usr_example0token" not in repr(full_state())
+
+
+async def test_ping(store: ChatStore) -> None:
+    assert await store.ping()
+
+
+async def test_ping_reports_unreachable_redis() -> None:
+    store = RedisChatStore.from_url("redis://127.0.0.1:1/0")
+    assert not await store.ping()
+    await store.aclose()
