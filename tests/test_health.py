@@ -1,0 +1,76 @@
+"""The operators' endpoints, over real HTTP, with real checks."""
+
+from __future__ import annotations
+
+import httpx
+from aiohttp import web
+
+from bot.health import serve_health
+from bot.metrics import Metrics, endpoint_label
+from bot.store import RedisChatStore
+from tests.redis_server import free_port
+
+
+def test_endpoint_label_folds_ids() -> None:
+    assert endpoint_label("GET", "/api/state/nemo_agent/me/5529798706024415232/latest") == (
+        "GET /api/state/nemo_agent/me/:id/latest"
+    )
+    assert endpoint_label("GET", "/api/render/proxy/lambda/render_1a2b") == (
+        "GET /api/render/proxy/lambda/:id"
+    )
+    assert endpoint_label("POST", "/run_sse") == "POST /run_sse"
+
+
+async def test_health_ready_and_metrics(redis_store: RedisChatStore) -> None:
+    metrics = Metrics()
+    down = RedisChatStore.from_url("redis://127.0.0.1:1/0")
+    port = free_port()
+    runner = await serve_health(
+        metrics, {"redis": redis_store.ping, "other_redis": down.ping}, "127.0.0.1", port
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/healthz")).json() == {"ok": True}
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"] == {"redis": True, "other_redis": False}
+            metrics.updates.labels("credits").inc()
+            metrics.errors.labels("OutOfCredits").inc(2)
+            text = (await http.get("/metrics")).text
+            assert 'nemobot_updates_total{intent="credits"} 1.0' in text
+            assert 'nemobot_errors_total{kind="OutOfCredits"} 2.0' in text
+    finally:
+        await runner.cleanup()
+        await down.aclose()
+
+
+async def test_httpx_hooks_time_backend_calls() -> None:
+    async def ok(_: web.Request) -> web.Response:
+        return web.json_response({"code": 0})
+
+    async def missing(_: web.Request) -> web.Response:
+        return web.json_response({"code": 1002}, status=404)
+
+    app = web.Application()
+    app.router.add_get("/api/credits/balance/simple", ok)
+    app.router.add_get("/api/state/nemo_agent/me/{sid}/latest", missing)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    metrics = Metrics()
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", event_hooks=metrics.httpx_hooks()
+        ) as http:
+            await http.get("/api/credits/balance/simple")
+            await http.get("/api/credits/balance/simple")
+            await http.get("/api/state/nemo_agent/me/123/latest")
+        text = metrics.render().decode()
+        assert (
+            'nemobot_backend_request_seconds_count{endpoint="GET /api/credits/balance/simple",'
+            'outcome="ok"} 2.0' in text
+        )
+        assert 'endpoint="GET /api/state/nemo_agent/me/:id/latest",outcome="404"} 1.0' in text
+    finally:
+        await runner.cleanup()
