@@ -1,0 +1,95 @@
+"""The NemoVideo backend: an async client, typed chat events, draft and file helpers.
+
+Imports nothing from `bot`, `router`, `telegram` or `redis`.
+"""
+
+from backend.client import NemoApi, NemoClient
+from backend.config import ACCEPTED_EXTENSIONS, VERSION, ClientConfig, UploadLimits
+from backend.drafts import describe_changes, is_exportable, summarize_draft
+from backend.errors import (
+    BackendUnavailable,
+    ExportBlocked,
+    FileTooLarge,
+    MissingClientId,
+    NemoError,
+    OutOfCredits,
+    ProtocolError,
+    RateLimited,
+    RenderFailed,
+    SessionNotFound,
+    StreamBroken,
+    StreamTimeout,
+    TokenExpired,
+    UnsupportedFile,
+)
+from backend.events import (
+    AgentCrash,
+    ChatEvent,
+    EventDecoder,
+    KeepAlive,
+    ModelError,
+    StateDelta,
+    StreamParser,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    TurnComplete,
+)
+from backend.files import FileKind, preflight
+from backend.models import (
+    Credentials,
+    Credits,
+    ProjectState,
+    RenderJob,
+    RenderStatus,
+    Session,
+    UploadedFile,
+    UploadFile,
+)
+
+__all__ = [
+    "ACCEPTED_EXTENSIONS",
+    "VERSION",
+    "AgentCrash",
+    "BackendUnavailable",
+    "ChatEvent",
+    "ClientConfig",
+    "Credentials",
+    "Credits",
+    "EventDecoder",
+    "ExportBlocked",
+    "FileKind",
+    "FileTooLarge",
+    "KeepAlive",
+    "MissingClientId",
+    "ModelError",
+    "NemoApi",
+    "NemoClient",
+    "NemoError",
+    "OutOfCredits",
+    "ProjectState",
+    "ProtocolError",
+    "RateLimited",
+    "RenderFailed",
+    "RenderJob",
+    "RenderStatus",
+    "Session",
+    "SessionNotFound",
+    "StateDelta",
+    "StreamBroken",
+    "StreamParser",
+    "StreamTimeout",
+    "TextDelta",
+    "TokenExpired",
+    "ToolCall",
+    "ToolResult",
+    "TurnComplete",
+    "UnsupportedFile",
+    "UploadFile",
+    "UploadLimits",
+    "UploadedFile",
+    "describe_changes",
+    "is_exportable",
+    "preflight",
+    "summarize_draft",
+]

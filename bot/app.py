@@ -1,0 +1,103 @@
+"""The composition root: the one place that builds clients and wires objects together.
+
+settings → httpx client → NemoClient → chat store → Conversation. Everything else
+receives what it needs from here, so tests and front ends can build the same graph
+with their own pieces.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+from redis.asyncio import Redis
+
+from backend import ClientConfig, NemoClient
+from bot.conversation import Conversation, upload_limits
+from bot.metrics import Metrics
+from bot.settings import Settings
+from bot.store import ChatStore, MemoryChatStore, RedisChatStore
+
+__all__ = ["App", "build_app", "build_store", "client_config"]
+
+log = logging.getLogger(__name__)
+
+
+def client_config(settings: Settings, platform: str) -> ClientConfig:
+    """The backend client's configuration; `platform` is `telegram` or `terminal` unless
+    SKILL_PLATFORM overrides it."""
+    token = settings.nemo_token.get_secret_value() if settings.nemo_token else None
+    return ClientConfig(
+        base_url=settings.nemo_api_base,
+        platform=settings.skill_platform or platform,
+        operator_token=token or None,
+        rate_limit_wait=settings.rate_limit_wait_s,
+        chat_timeout=settings.chat_timeout_s,
+        request_timeout=settings.request_timeout_s,
+        limits=upload_limits(settings),
+    )
+
+
+def build_store(settings: Settings) -> ChatStore:
+    """Redis when REDIS_URL is set; otherwise memory, which forgets everything on exit."""
+    idle_s = settings.idle_chat_ttl_days * 86400
+    if settings.redis_url:
+        redis = Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=5,
+            socket_timeout=10,
+            health_check_interval=30,
+        )
+        return RedisChatStore(redis, settings.redis_namespace, idle_s)
+    log.warning("no REDIS_URL: chat state is kept in memory and is not persistent")
+    return MemoryChatStore(idle_s)
+
+
+@dataclass
+class App:
+    """Everything a front end needs, and what to close when it stops."""
+
+    settings: Settings
+    http: httpx.AsyncClient
+    client: NemoClient
+    store: ChatStore
+    conversation: Conversation
+    metrics: Metrics = field(default_factory=Metrics)
+
+    async def aclose(self) -> None:
+        """Stop jobs (pending exports stay stored for the next start), then close clients."""
+        await self.conversation.aclose()
+        await self.client.aclose()
+        await self.http.aclose()
+        await self.store.aclose()
+
+
+def build_app(
+    settings: Settings,
+    platform: str,
+    *,
+    store: ChatStore | None = None,
+    metrics: Metrics | None = None,
+) -> App:
+    """Wire the whole graph from the settings; pass `store` to use one built elsewhere."""
+    metrics = metrics or Metrics()
+    config = client_config(settings, platform)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(config.request_timeout),
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        event_hooks=metrics.httpx_hooks(),
+    )
+    client = NemoClient(http, config)
+    chat_store = store if store is not None else build_store(settings)
+    conversation = Conversation(
+        client, chat_store, settings, metrics=metrics, web_base=config.web_base
+    )
+    return App(
+        settings=settings,
+        http=http,
+        client=client,
+        store=chat_store,
+        conversation=conversation,
+        metrics=metrics,
+    )

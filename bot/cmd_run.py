@@ -1,0 +1,101 @@
+"""`nemobot run`: the Telegram bot, by long polling (one process) or as a webhook server."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from bot.app import build_app, build_store
+from bot.health import Check, serve_health
+from bot.logs import configure
+from bot.settings import Settings, load_settings
+from bot.store import ChatStore
+from bot.telegram import ALLOWED_UPDATES, TelegramConfig, TelegramFront
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--webhook",
+        metavar="URL",
+        default=None,
+        help="run as a webhook server for this public URL (default: WEBHOOK_URL, else polling)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="port of the webhook server (default: WEBHOOK_PORT)",
+    )
+
+
+def webhook_path(url: str) -> str:
+    """The local path the webhook server answers on: the public URL's path."""
+    return urlsplit(url).path.strip("/")
+
+
+def _store(settings: Settings, token: str) -> ChatStore:
+    """The chat store, namespaced by the bot's id so several bots can share one Redis."""
+    bot_id = token.split(":", 1)[0]
+    namespace = f"{settings.redis_namespace}:{bot_id}"
+    return build_store(settings.model_copy(update={"redis_namespace": namespace}))
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    secret = settings.telegram_bot_token
+    token = secret.get_secret_value() if secret is not None else ""
+    if not token:
+        print("nemobot run: TELEGRAM_BOT_TOKEN is not set", file=sys.stderr)
+        return 2
+    hidden = [token]
+    for value in (settings.nemo_token, settings.webhook_secret):
+        if value is not None:
+            hidden.append(value.get_secret_value())
+    configure(settings.log_level, settings.log_json, secrets=hidden)
+
+    app = build_app(settings, "telegram", store=_store(settings, token))
+    health: list[web.AppRunner] = []
+
+    async def on_start() -> None:
+        if settings.metrics_port is not None:
+            checks: dict[str, Check] = {"redis": app.store.ping}
+            runner = await serve_health(
+                app.metrics,
+                checks,
+                "0.0.0.0",  # noqa: S104 - probes come from outside the container
+                settings.metrics_port,
+            )
+            health.append(runner)
+
+    async def on_shutdown() -> None:
+        for runner in health:
+            await runner.cleanup()
+        await app.aclose()
+
+    front = TelegramFront(
+        app.conversation,
+        TelegramConfig.from_settings(settings),
+        store=app.store,
+        metrics=app.metrics,
+        on_start=on_start,
+        on_stop=app.conversation.aclose,
+        on_shutdown=on_shutdown,
+    )
+    application = front.build()
+    url = args.webhook or settings.webhook_url
+    if url:
+        hook_secret = settings.webhook_secret
+        application.run_webhook(
+            listen=settings.webhook_listen,
+            port=args.port or settings.webhook_port,
+            url_path=webhook_path(url),
+            webhook_url=url,
+            secret_token=hook_secret.get_secret_value() if hook_secret is not None else None,
+            allowed_updates=list(ALLOWED_UPDATES),
+        )
+    else:
+        application.run_polling(allowed_updates=list(ALLOWED_UPDATES))
+    return 0

@@ -1,0 +1,69 @@
+"""`nemobot sim`: serve the local NemoVideo API simulator until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from backend.sim import SimConfig, Simulator
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8088, help="port to listen on (default 8088)")
+    p.add_argument("--seed", type=int, default=SimConfig.seed, help="seed for ids and choices")
+    p.add_argument(
+        "--render-seconds",
+        type=float,
+        default=SimConfig.render_seconds,
+        help="how long a render takes (default %(default)s)",
+    )
+    p.add_argument(
+        "--credits",
+        type=int,
+        default=SimConfig.initial_credits,
+        help="credits of a new anonymous user (default %(default)s)",
+    )
+    p.add_argument(
+        "--no-text-every",
+        type=int,
+        default=SimConfig.no_text_every,
+        help="every Nth edit turn ends without text; 0 never (default %(default)s)",
+    )
+    p.add_argument(
+        "--operator-token", default=None, help="also accept this token as a registered user"
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    return SimConfig(
+        seed=args.seed,
+        render_seconds=args.render_seconds,
+        initial_credits=args.credits,
+        no_text_every=args.no_text_every,
+        operator_token=args.operator_token,
+    )
+
+
+async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> None:
+    """Runs the simulator until `stop` is set or SIGINT/SIGTERM arrives."""
+    sim = Simulator(config_from_args(args))
+    url = await sim.start(args.host, args.port)
+    print(f"NemoVideo simulator listening on {url} (seed {args.seed}); Ctrl-C stops it", flush=True)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await sim.stop()
+
+
+def main(args: argparse.Namespace) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args))
+    return 0

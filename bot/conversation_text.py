@@ -1,0 +1,127 @@
+"""Small pure helpers the conversation uses to word its replies: sizes, times, hints, language."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from bot.texts import normalize_lang, t
+from router import Intent, classify, detect_lang
+
+__all__ = [
+    "asks_for_export",
+    "command_of",
+    "fmt_duration",
+    "fmt_elapsed",
+    "fmt_size",
+    "pick_lang",
+    "snippet",
+    "tool_hint",
+]
+
+_TOOL_HINTS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("video", "animate", "animation", "clip", "motion"), "tool_video"),
+    (("image", "photo", "picture", "img"), "tool_image"),
+    (("music", "audio", "bgm", "sound", "song", "voice", "tts"), "tool_audio"),
+    (("title", "text", "caption", "subtitle"), "tool_text"),
+    (("analy", "inspect", "understand", "describe"), "tool_analyze"),
+    (("edit", "track", "timeline", "cut", "trim", "draft"), "tool_edit"),
+)
+
+
+def tool_hint(name: str, lang: str) -> str:
+    """A progress line for a tool call, so the user sees what happens without the internals."""
+    low = name.lower()
+    for words, key in _TOOL_HINTS:
+        if any(w in low for w in words):
+            return t(key, lang)
+    return t("tool_other", lang)
+
+
+def fmt_elapsed(seconds: float) -> str:
+    """`m:ss`, the way a progress line shows time."""
+    whole = max(0, int(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def fmt_duration(seconds: float) -> str:
+    """A media duration: `7.5 s` below a minute, `m:ss` above."""
+    if seconds < 60:
+        return f"{seconds:.1f} s".replace(".0 s", " s")
+    return fmt_elapsed(seconds)
+
+
+def fmt_size(size: int | None) -> str:
+    """Bytes as people read them."""
+    if size is None:
+        return "?"
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size} B"
+
+
+def snippet(text: str, limit: int = 40) -> str:
+    """The start of a message, to remind the user which one is meant."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def command_of(text: str) -> tuple[str, str] | None:
+    """`("lang", "zh")` for `/lang@SomeBot zh`; None when the text is not a command."""
+    stripped = text.strip()
+    if not stripped.startswith("/") or len(stripped) < 2:
+        return None
+    head, _, rest = stripped[1:].partition(" ")
+    name = head.split("@", 1)[0].lower()
+    if not name.isascii() or not name.replace("_", "").isalnum():
+        return None
+    return name, rest.strip()
+
+
+def pick_lang(
+    *,
+    stored: str | None,
+    locked: bool,
+    language_code: str | None,
+    text: str,
+) -> str:
+    """The reply language: the /lang override, else Chinese when the user's Telegram
+    language or the message is Chinese, else English when the message clearly is,
+    else what the chat used before."""
+    if locked and stored:
+        return normalize_lang(stored)
+    if language_code and normalize_lang(language_code) == "zh":
+        return "zh"
+    body = text.strip()
+    if body and command_of(body) is None:
+        detected = detect_lang(body)
+        if detected in ("zh", "mixed"):
+            return "zh"
+        if detected == "en" and len(body.split()) >= 3:
+            return "en"
+    if stored:
+        return normalize_lang(stored)
+    return normalize_lang(language_code)
+
+
+_CLAUSES = re.compile(r"[,，;；.。!！?？]|\b(?:and|then|also)\b|然后|接着|并且|再", re.IGNORECASE)
+
+
+def asks_for_export(text: str) -> bool:
+    """True when one clause of the message is itself an export request ("…, then export"):
+    the router keeps such mixed messages for the agent, yet the user did ask for the file."""
+    return any(
+        classify(part).intent is Intent.EXPORT
+        for part in _CLAUSES.split(text)
+        if part and part.strip()
+    )
+
+
+def draft_of(value: Any) -> dict[str, Any] | None:
+    """A draft as stored: a plain dict, or None when the value is not one."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    return None

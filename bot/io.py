@@ -1,0 +1,128 @@
+"""What a front end hands the conversation, and the operations it renders back.
+
+The conversation never imports a front end: Telegram, the terminal chat and the tests
+all speak these plain values, so the same logic runs behind each of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeAlias
+
+__all__ = [
+    "BUTTON_ACTIONS",
+    "Attachment",
+    "Button",
+    "ChatAction",
+    "Inbound",
+    "Outbound",
+    "Outbox",
+    "Progress",
+    "SendText",
+    "SendVideo",
+    "Stream",
+    "button_action",
+]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file the user sent; its bytes are read only after the preflight check passed."""
+
+    name: str
+    mime: str | None
+    size: int | None
+    read: Callable[[], Awaitable[bytes]]
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One message (or one button press) from a user, free of any front end's types."""
+
+    chat_id: int
+    user_id: int
+    text: str = ""
+    language_code: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    update_id: int | None = None
+    callback_data: str | None = None
+    is_group: bool = False
+
+
+@dataclass(frozen=True)
+class Button:
+    """An inline button: `data` goes back as `Inbound.callback_data`, `url` opens a page."""
+
+    label: str
+    data: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class SendText:
+    """A new message."""
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+    markdown: bool = False
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One growing message: the first op with a `ref` creates it, later ones edit it.
+
+    Front ends may skip intermediate edits to respect rate limits; the one with
+    `final=True` must always be delivered.
+    """
+
+    ref: str
+    text: str
+    final: bool = False
+    buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One status message, created by the first op with a `ref` and edited by later ones."""
+
+    ref: str
+    text: str
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class SendVideo:
+    """The finished video, by URL (the front end may download it) or as a local file."""
+
+    url: str | None = None
+    path: str | None = None
+    caption: str = ""
+    buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChatAction:
+    """A transient "typing…" style indicator; front ends repeat or drop it as they like."""
+
+    kind: Literal["typing", "upload_video"]
+
+
+Outbound: TypeAlias = SendText | Stream | Progress | SendVideo | ChatAction
+
+
+class Outbox(Protocol):
+    """Where the conversation sends its operations; rendered by the front end in order."""
+
+    async def send(self, op: Outbound) -> None: ...
+
+
+BUTTON_ACTIONS: tuple[str, ...] = ("export", "status", "credits", "new")
+
+
+def button_action(data: str | None) -> str | None:
+    """The action of a button's callback data (`a:<action>`), or None when it is not ours."""
+    if not data or not data.startswith("a:"):
+        return None
+    action = data[2:]
+    return action if action in BUTTON_ACTIONS else None

@@ -1,0 +1,408 @@
+"""The Telegram front end: PTB updates in, the conversation's operations out.
+
+One handler sees every update and decides only Telegram matters (who may talk, whether a
+group message is for the bot, which files Telegram lets us fetch, albums); everything
+else is the conversation's. Each message is handed to the conversation in its own task,
+in arrival order, so a running job never holds up other chats, button presses or
+control commands, and stopping the bot never waits for a render to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from telegram import BotCommand, CallbackQuery, Update
+from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
+from telegram.ext import ApplicationBuilder as _Builder
+
+from bot.conversation_text import fmt_size
+from bot.io import Attachment, Inbound, Outbox, SendText
+from bot.metrics import Metrics
+from bot.settings import Settings
+from bot.telegram.inbound import AlbumCollector, TooLarge, addressed_text, message_files, to_inbound
+from bot.telegram.outbox import FrontStats, RenderConfig, Renderer, TelegramOutbox
+from bot.telegram.texts import COMMANDS, tg_text
+from bot.texts import normalize_lang, t
+
+__all__ = [
+    "ALLOWED_UPDATES",
+    "ConversationLike",
+    "TelegramConfig",
+    "TelegramFront",
+]
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+ALLOWED_UPDATES = ("message", "callback_query")
+PTBApp = Application[Any, Any, Any, Any, Any, Any]
+
+
+class ConversationLike(Protocol):
+    """What the front end needs of `bot.conversation.Conversation`."""
+
+    async def handle(self, msg: Inbound, out: Outbox) -> None: ...
+
+    async def resume_pending(self, outbox_for: Callable[[int], Outbox]) -> None: ...
+
+
+class StoreLike(Protocol):
+    async def first_seen(self, update_id: int, ttl_s: float = 86400) -> bool: ...
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    """The Telegram side of the settings, with Telegram's limits in bytes."""
+
+    token: str
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    allowed_user_ids: frozenset[int] = frozenset()
+    allowed_chat_ids: frozenset[int] = frozenset()
+    admin_user_ids: frozenset[int] = frozenset()
+    download_limit_bytes: int = 20 * MB
+    media_group_wait_s: float = 1.2
+    render: RenderConfig = field(default_factory=RenderConfig)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, token: str | None = None) -> TelegramConfig:
+        secret = settings.telegram_bot_token
+        value = token or (secret.get_secret_value() if secret is not None else "")
+        if not value:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        return cls(
+            token=value,
+            base_url=settings.telegram_api_base,
+            base_file_url=settings.telegram_file_base,
+            allowed_user_ids=frozenset(settings.allowed_user_ids),
+            allowed_chat_ids=frozenset(settings.allowed_chat_ids),
+            admin_user_ids=frozenset(settings.admin_user_ids),
+            download_limit_bytes=int(min(settings.telegram_max_download_mb, 20) * MB),
+            media_group_wait_s=settings.media_group_wait_s,
+            render=RenderConfig(
+                upload_video_bytes=int(min(settings.telegram_max_upload_mb, 50) * MB),
+                allow_private_downloads=settings.allow_private_downloads,
+            ),
+        )
+
+
+def _ref() -> str:
+    return secrets.token_hex(3)
+
+
+class TelegramFront:
+    """Builds the PTB `Application` and connects it to the conversation."""
+
+    def __init__(
+        self,
+        conversation: ConversationLike,
+        config: TelegramConfig,
+        *,
+        store: StoreLike | None = None,
+        metrics: Metrics | None = None,
+        on_start: Callable[[], Awaitable[None]] | None = None,
+        on_stop: Callable[[], Awaitable[None]] | None = None,
+        on_shutdown: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.conversation = conversation
+        self.config = config
+        self.store = store
+        self.metrics = metrics
+        self.stats = FrontStats()
+        self._on_start = on_start
+        self._on_stop = on_stop
+        self._on_shutdown = on_shutdown
+        self._albums = AlbumCollector(config.media_group_wait_s)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._renderer: Renderer | None = None
+        self._http: httpx.AsyncClient | None = None
+        self._refused_chats: set[int] = set()
+        self._bot_id = 0
+        self._username = ""
+
+    # ------------------------------------------------------------------ building
+    def build(self) -> PTBApp:
+        """The unmodified PTB application, pointed at `base_url`/`base_file_url`."""
+        cfg = self.config
+        builder: _Builder[Any, Any, Any, Any, Any, Any] = Application.builder()
+        application = (
+            builder.token(cfg.token)
+            .base_url(cfg.base_url)
+            .base_file_url(cfg.base_file_url)
+            .concurrent_updates(256)
+            .rate_limiter(AIORateLimiter(max_retries=0))
+            .connect_timeout(10)
+            .read_timeout(30)
+            .write_timeout(60)
+            .get_updates_read_timeout(40)
+            .post_init(self._post_init)
+            .post_stop(self._post_stop)
+            .post_shutdown(self._post_shutdown)
+            .build()
+        )
+        application.add_handler(TypeHandler(Update, self._on_update))
+        application.add_error_handler(self._on_error)
+        return application
+
+    @property
+    def renderer(self) -> Renderer:
+        if self._renderer is None:
+            raise RuntimeError("the application has not been initialised")
+        return self._renderer
+
+    def outbox_for(self, chat_id: int, lang: str | None = None) -> TelegramOutbox:
+        return self.renderer.outbox(chat_id, lang)
+
+    async def _post_init(self, application: PTBApp) -> None:
+        bot = application.bot
+        self._bot_id = bot.id
+        self._username = bot.username
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=120.0))
+        self._renderer = Renderer(bot, self._http, self.config.render, self.stats)
+        await self._set_commands(application)
+        if self._on_start is not None:
+            await self._on_start()
+        await self.conversation.resume_pending(self._resume_outbox)
+
+    def _resume_outbox(self, chat_id: int) -> Outbox:
+        return self.outbox_for(chat_id)
+
+    async def _set_commands(self, application: PTBApp) -> None:
+        """The command menu in English (the default) and Chinese."""
+        english = [BotCommand(name, en) for name, en, _ in COMMANDS]
+        chinese = [BotCommand(name, zh) for name, _, zh in COMMANDS]
+        try:
+            await application.bot.set_my_commands(english)
+            await application.bot.set_my_commands(chinese, language_code="zh")
+        except Exception as exc:  # a menu is a nicety: never stop start-up for it
+            log.warning("could not set the command menus: %s", type(exc).__name__)
+
+    async def _post_stop(self, application: PTBApp) -> None:
+        """Updates stopped; the bot can still send what stopping jobs have to say."""
+        await self.drain()
+        if self._on_stop is not None:
+            await self._on_stop()
+
+    async def _post_shutdown(self, application: PTBApp) -> None:
+        if self._renderer is not None:
+            self._renderer.closed = True
+        if self._on_shutdown is not None:
+            await self._on_shutdown()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def drain(self) -> None:
+        """Stop handing messages on; cancel what still runs (pending exports stay stored)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+
+    # ------------------------------------------------------------------ updates
+    def _spawn(self, coro: Coroutine[Any, Any, None], update: Update | None) -> None:
+        task = asyncio.create_task(self._guard(coro, update))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guard(self, coro: Coroutine[Any, Any, None], update: Update | None) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._report_error(update, exc)
+
+    def _allowed(self, user_id: int | None, chat_id: int) -> bool:
+        cfg = self.config
+        if not cfg.allowed_user_ids and not cfg.allowed_chat_ids:
+            return True
+        if user_id is not None and (
+            user_id in cfg.allowed_user_ids or user_id in cfg.admin_user_ids
+        ):
+            return True
+        return chat_id in cfg.allowed_chat_ids
+
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Every update passes here; nothing before the hand-over awaits, to keep the order."""
+        chat = update.effective_chat
+        if chat is None:
+            return
+        user = update.effective_user
+        user_id = user.id if user is not None else None
+        lang = user.language_code if user is not None else None
+        if not self._allowed(user_id, chat.id):
+            self._spawn(self._refuse_user(update, chat.id, user_id, lang), update)
+            return
+        self.stats.chats.add(chat.id)
+        query = update.callback_query
+        if query is not None:
+            self._spawn(self._answer(query), update)
+            if query.data:
+                msg = to_inbound(update, text="")
+                self._spawn(self._run(msg, lang), update)
+            return
+        message = update.message
+        if message is None:
+            return
+        text = addressed_text(message, self._bot_id, self._username)
+        group_id = message.media_group_id
+        if group_id is not None:
+            if self._albums.join(chat.id, group_id, update, message):
+                self._spawn(self._album(chat.id, group_id, lang), update)
+            return
+        if text is None:
+            return
+        if text.split(maxsplit=1)[:1] == ["/stats"] and user_id in self.config.admin_user_ids:
+            self._spawn(self._send_stats(chat.id, lang), update)
+            return
+        files, refused = message_files(message, context.bot, self.config.download_limit_bytes)
+        if refused:
+            self._spawn(self._refuse_files(update, chat.id, refused, lang), update)
+            if not files:
+                return
+        if not text.strip() and not files:
+            return
+        msg = to_inbound(update, text=text, attachments=tuple(files))
+        self._spawn(self._run(msg, lang), update)
+
+    async def _answer(self, query: CallbackQuery) -> None:
+        """Stop the button's spinner at once, whatever the press starts."""
+        await query.answer()
+
+    async def _run(self, msg: Inbound, lang: str | None) -> None:
+        outbox = self.outbox_for(msg.chat_id, normalize_lang(lang))
+        self.stats.jobs_running += 1
+        try:
+            await self.conversation.handle(msg, outbox)
+        finally:
+            self.stats.jobs_running -= 1
+            await outbox.close()
+
+    async def _album(self, chat_id: int, group_id: str, lang: str | None) -> None:
+        """Photos sent together become one message with every file, handled once."""
+        parts = await self._albums.gather(chat_id, group_id)
+        first_update = parts[0][0]
+        texts = [addressed_text(m, self._bot_id, self._username) for _, m in parts]
+        if all(text is None for text in texts):
+            return
+        text = next((x for x in texts if x), "")
+        files: list[Attachment] = []
+        refused: list[TooLarge] = []
+        for _, message in parts:
+            ok, too_big = message_files(
+                message, first_update.get_bot(), self.config.download_limit_bytes
+            )
+            files.extend(ok)
+            refused.extend(too_big)
+        if refused:
+            await self._refuse_files(first_update, chat_id, refused, lang)
+        if files or text.strip():
+            msg = to_inbound(first_update, text=text, attachments=tuple(files))
+            await self._run(msg, lang)
+
+    # ------------------------------------------------------------------ replies of our own
+    async def _first_time(self, update: Update) -> bool:
+        """Dedupe the updates answered here (the conversation dedupes the ones it gets)."""
+        if self.store is None:
+            return True
+        try:
+            return await self.store.first_seen(update.update_id)
+        except Exception:  # a store hiccup must not silence the bot
+            log.warning("update dedupe failed", extra={"update_id": update.update_id})
+            return True
+
+    async def _refuse_files(
+        self, update: Update, chat_id: int, refused: list[TooLarge], lang: str | None
+    ) -> None:
+        if not await self._first_time(update):
+            return
+        outbox = self.outbox_for(chat_id, normalize_lang(lang))
+        for item in refused:
+            kind_key = {"image": "kind_image", "video": "kind_video", "audio": "kind_audio"}.get(
+                (item.mime or "").split("/", 1)[0], "kind_other"
+            )
+            text = t(
+                "file_rejected_size",
+                lang,
+                name=item.name,
+                size=fmt_size(item.size),
+                kind=t(kind_key, lang),
+                limit=f"{fmt_size(item.limit)} ({tg_text('telegram_file_limit', lang)})",
+            )
+            await outbox.send(SendText(text))
+        await outbox.close()
+
+    async def _refuse_user(
+        self, update: Update, chat_id: int, user_id: int | None, lang: str | None
+    ) -> None:
+        query = update.callback_query
+        if query is not None:
+            await query.answer()
+        if chat_id < 0 or chat_id in self._refused_chats or update.message is None:
+            return
+        self._refused_chats.add(chat_id)
+        log.info("refused a user not on the allowlist", extra={"chat_id": chat_id})
+        await self.outbox_for(chat_id, lang).send(
+            SendText(tg_text("not_allowed", lang, user_id=user_id))
+        )
+
+    async def _send_stats(self, chat_id: int, lang: str | None) -> None:
+        errors = dict(self.stats.errors)
+        if self.metrics is not None:
+            for metric in self.metrics.errors.collect():
+                for sample in metric.samples:
+                    if sample.name.endswith("_total") and sample.value:
+                        kind = sample.labels.get("kind", "?")
+                        errors[kind] = errors.get(kind, 0) + int(sample.value)
+        listed = ", ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
+        text = tg_text(
+            "stats",
+            lang,
+            since=time.strftime("%Y-%m-%d %H:%M", time.gmtime(self.stats.started_at)),
+            chats=len(self.stats.chats),
+            jobs=self.stats.jobs_running,
+            exports=self.stats.exports_today(),
+            errors=listed or tg_text("no_errors", lang),
+        )
+        await self.outbox_for(chat_id, lang).send(SendText(text))
+
+    # ------------------------------------------------------------------ errors
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        error = context.error
+        if error is None:
+            return
+        await self._report_error(update if isinstance(update, Update) else None, error)
+
+    async def _report_error(self, update: Update | None, exc: BaseException) -> None:
+        """Log with the update and chat ids; the user gets the friendly reply, no traceback."""
+        ref = _ref()
+        chat = update.effective_chat if update is not None else None
+        user = update.effective_user if update is not None else None
+        self.stats.error(type(exc).__name__)
+        log.error(
+            "front end error ref=%s: %s",
+            ref,
+            type(exc).__name__,
+            exc_info=exc,
+            extra={
+                "update_id": update.update_id if update is not None else None,
+                "chat_id": chat.id if chat is not None else None,
+            },
+        )
+        if chat is None or self._renderer is None:
+            return
+        lang = user.language_code if user is not None else None
+        with contextlib.suppress(Exception):
+            await self.renderer.outbox(chat.id, lang).send(
+                SendText(t("err_unknown", lang, ref=ref))
+            )

@@ -1,0 +1,596 @@
+"""Rendering the conversation's outbound operations as Telegram messages.
+
+Telegram allows about one message or edit per second in a private chat (one per three
+seconds is polite in groups) and answers faster senders with HTTP 429 and `retry_after`.
+A streamed answer is therefore one message whose edits are paced per chat; edits that
+fall between two allowed moments are merged (only the latest text is sent), an edit that
+meets a flood error is dropped, and the final text waits out the flood and is always
+delivered, formatted, split at 4096 characters, with a plain-text fallback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import socket
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
+from telegram.constants import ChatAction as TgChatAction
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+
+from bot.io import Button, ChatAction, Outbound, Progress, SendText, SendVideo, Stream
+from bot.telegram.format import html_is_balanced, markdown_to_html, split_text
+from bot.telegram.texts import tg_text
+
+__all__ = ["FrontStats", "RenderConfig", "Renderer", "TelegramOutbox"]
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+CAPTION_LIMIT = 1024
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """Telegram's limits and our pacing; the defaults are Telegram's documented numbers."""
+
+    edit_interval_private_s: float = 1.0
+    edit_interval_group_s: float = 3.0
+    typing_every_s: float = 4.0
+    url_video_bytes: int = 20 * MB
+    upload_video_bytes: int = 50 * MB
+    allow_private_downloads: bool = False
+    max_flood_wait_s: float = 120.0
+    final_attempts: int = 6
+
+
+@dataclass
+class FrontStats:
+    """What `/stats` shows operators: counted by this process since it started."""
+
+    started_at: float = field(default_factory=time.time)
+    chats: set[int] = field(default_factory=set)
+    jobs_running: int = 0
+    exports_by_day: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def export_delivered(self) -> None:
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        self.exports_by_day[day] = self.exports_by_day.get(day, 0) + 1
+
+    def exports_today(self) -> int:
+        return self.exports_by_day.get(time.strftime("%Y-%m-%d", time.gmtime()), 0)
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+class _Pacer:
+    """One chat's clock: when the next edit may go out and until when Telegram said wait."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last_edit = float("-inf")
+        self.flood_until = 0.0
+
+    def reserve(self) -> float:
+        """Book the chat's next edit slot; returns how long to wait for it."""
+        now = time.monotonic()
+        slot = max(self.last_edit + self.interval, self.flood_until, now)
+        self.last_edit = slot
+        return slot - now
+
+    def touched(self) -> None:
+        self.last_edit = max(self.last_edit, time.monotonic())
+
+    def flood_delay(self) -> float:
+        return self.flood_until - time.monotonic()
+
+    def flooded(self, seconds: float) -> None:
+        self.flood_until = max(self.flood_until, time.monotonic() + seconds)
+
+
+class Renderer:
+    """Everything outboxes of one bot share: pacing per chat, sent videos, an HTTP client."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        http: httpx.AsyncClient,
+        config: RenderConfig | None = None,
+        stats: FrontStats | None = None,
+    ) -> None:
+        self.bot = bot
+        self.http = http
+        self.config = config or RenderConfig()
+        self.stats = stats or FrontStats()
+        self.video_ids: dict[str, str] = {}  # video URL -> Telegram file_id, to send it again
+        self.closed = False  # set when the bot shuts down: nothing can be sent any more
+        self._pacers: dict[int, _Pacer] = {}
+
+    def pacer(self, chat_id: int) -> _Pacer:
+        pacer = self._pacers.get(chat_id)
+        if pacer is None:
+            group = chat_id < 0
+            cfg = self.config
+            pacer = _Pacer(cfg.edit_interval_group_s if group else cfg.edit_interval_private_s)
+            self._pacers[chat_id] = pacer
+        return pacer
+
+    def outbox(self, chat_id: int, lang: str | None = None) -> TelegramOutbox:
+        return TelegramOutbox(self, chat_id, lang)
+
+
+@dataclass
+class _Live:
+    """A message that grows (a Stream) or a status line (a Progress), maybe several messages."""
+
+    formatted: bool
+    message_ids: list[int] = field(default_factory=list)
+    shown: list[str] = field(default_factory=list)
+    pending: str | None = None
+    buttons: tuple[Button, ...] = ()
+    flusher: asyncio.Task[None] | None = None
+    done: bool = False
+    text: str = ""
+
+
+class _Skipped(TelegramError):
+    """A call dropped because the chat is under flood control; a later one carries its text."""
+
+    def __init__(self) -> None:
+        super().__init__("skipped under flood control")
+
+
+def retry_after_s(exc: RetryAfter) -> float:
+    """Seconds from a flood error (PTB 22 is moving this value from int to timedelta)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value: object = exc.retry_after
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value) if isinstance(value, int | float) else 1.0
+
+
+def _read_local(path: str, cap: int) -> bytes | None:
+    """A rendered file on disk, if it exists and Telegram would take it."""
+    try:
+        if os.path.getsize(path) > cap:
+            return None
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _markup(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    keys = []
+    for button in buttons:
+        if button.url:
+            keys.append(InlineKeyboardButton(button.label, url=button.url))
+        elif button.data:
+            keys.append(InlineKeyboardButton(button.label, callback_data=button.data[:64]))
+    if not keys:
+        return None
+    return InlineKeyboardMarkup([keys[i : i + 2] for i in range(0, len(keys), 2)])
+
+
+def _is_not_modified(exc: TelegramError) -> bool:
+    return "message is not modified" in exc.message.lower()
+
+
+def _is_parse_error(exc: TelegramError) -> bool:
+    return "can't parse entities" in exc.message.lower() or "can't find end" in exc.message.lower()
+
+
+class TelegramOutbox:
+    """One conversation turn's view of one chat; `close()` when the turn is over."""
+
+    def __init__(self, renderer: Renderer, chat_id: int, lang: str | None = None) -> None:
+        self._r = renderer
+        self._bot = renderer.bot
+        self.chat_id = chat_id
+        self.lang = lang
+        self._pacer = renderer.pacer(chat_id)
+        self._live: dict[str, _Live] = {}
+        self._typing: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ entry points
+    async def send(self, op: Outbound) -> None:
+        if self._r.closed:
+            log.info("bot stopped, operation dropped", extra={"chat_id": self.chat_id})
+            return
+        try:
+            if isinstance(op, Stream):
+                await self._stream(op.ref, op.text, op.final, op.buttons, formatted=True)
+            elif isinstance(op, Progress):
+                await self._stream(op.ref, op.text, op.done, (), formatted=False)
+            elif isinstance(op, SendText):
+                await self._send_text(op)
+            elif isinstance(op, SendVideo):
+                await self._send_video(op)
+            elif isinstance(op, ChatAction):
+                await self._chat_action(op)
+        except TelegramError as exc:
+            # The conversation must not fail because a message could not be shown.
+            self._r.stats.error(type(exc).__name__)
+            log.warning(
+                "telegram refused an operation",
+                extra={"chat_id": self.chat_id, "op": type(op).__name__, "error": exc.message},
+            )
+
+    async def close(self) -> None:
+        """Deliver what is still pending and stop the typing indicator."""
+        for live in self._live.values():
+            if live.flusher is not None:
+                live.flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await live.flusher
+                live.flusher = None
+            if not live.done and live.pending is not None:
+                text, live.pending = live.pending, None
+                with contextlib.suppress(TelegramError):
+                    await self._show(live, text, final=True)
+        self._stop_typing()
+
+    # ------------------------------------------------------------------ delivery
+    async def _deliver(self, make: Callable[[], Awaitable[T]], *, must: bool) -> T | None:
+        """One Bot API call; a flood error drops it (`_Skipped`) unless it `must` arrive.
+
+        Returns None when Telegram says the message is already so ("not modified").
+        """
+        attempts = self._r.config.final_attempts if must else 1
+        for attempt in range(attempts):
+            delay = self._pacer.flood_delay()
+            if delay > 0:
+                if not must:
+                    raise _Skipped
+                await asyncio.sleep(delay)
+            try:
+                return await make()
+            except RetryAfter as exc:
+                wait = min(retry_after_s(exc), self._r.config.max_flood_wait_s)
+                self._pacer.flooded(wait)
+                log.info("flood control", extra={"chat_id": self.chat_id, "retry_after": wait})
+                if not must:
+                    raise _Skipped from None
+            except BadRequest as exc:
+                if _is_not_modified(exc):
+                    return None
+                raise
+            except NetworkError:
+                if not must or attempt >= 2 or self._r.closed:
+                    raise
+                await asyncio.sleep(0.5 * (attempt + 1))
+        raise _Skipped
+
+    async def _send_message(
+        self, text: str, *, html: bool, buttons: tuple[Button, ...], must: bool = True
+    ) -> Message | None:
+        markup = _markup(buttons)
+
+        async def call() -> Message:
+            return await self._bot.send_message(
+                self.chat_id,
+                text,
+                parse_mode=ParseMode.HTML if html else None,
+                reply_markup=markup,
+                disable_web_page_preview=True,
+            )
+
+        return await self._deliver(call, must=must)
+
+    async def _edit_message(
+        self, message_id: int, text: str, *, html: bool, buttons: tuple[Button, ...], must: bool
+    ) -> None:
+        markup = _markup(buttons)
+
+        async def call() -> object:
+            return await self._bot.edit_message_text(
+                text,
+                chat_id=self.chat_id,
+                message_id=message_id,
+                parse_mode=ParseMode.HTML if html else None,
+                reply_markup=markup,
+                disable_web_page_preview=True,
+            )
+
+        try:
+            await self._deliver(call, must=must)
+        finally:
+            self._pacer.touched()
+
+    # ------------------------------------------------------------------ text
+    def _pieces(self, text: str, formatted: bool) -> list[tuple[str, str, bool]]:
+        """(what to send, its plain fallback, is HTML) for each message of `text`."""
+        pieces = []
+        for chunk in split_text(text):
+            if formatted:
+                markup = markdown_to_html(chunk)
+                if markup != chunk and html_is_balanced(markup):
+                    pieces.append((markup, chunk, True))
+                    continue
+            pieces.append((chunk, chunk, False))
+        return pieces
+
+    async def _send_text(self, op: SendText) -> None:
+        pieces = self._pieces(op.text, op.markdown)
+        for index, (body, plain, is_html) in enumerate(pieces):
+            buttons = op.buttons if index == len(pieces) - 1 else ()
+            try:
+                await self._send_message(body, html=is_html, buttons=buttons)
+            except BadRequest as exc:
+                if not (is_html and _is_parse_error(exc)):
+                    raise
+                await self._send_message(plain, html=False, buttons=buttons)
+
+    async def _stream(
+        self, ref: str, text: str, final: bool, buttons: tuple[Button, ...], *, formatted: bool
+    ) -> None:
+        live = self._live.get(ref)
+        if live is None:
+            live = self._live[ref] = _Live(formatted=formatted)
+        if live.done:
+            return
+        self._keep_typing()
+        if not final:
+            if not text.strip():
+                return
+            if not live.message_ids:
+                await self._show(live, text, final=False, create=True)
+                return
+            live.pending = text
+            if live.flusher is None or live.flusher.done():
+                live.flusher = asyncio.create_task(self._flush(live))
+            return
+        live.done = True
+        live.pending = None
+        if live.flusher is not None:
+            live.flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await live.flusher
+            live.flusher = None
+        live.buttons = buttons
+        text = text if text.strip() else live.text
+        if text.strip():
+            await self._show(live, text, final=True)
+        self._stop_typing()
+
+    async def _flush(self, live: _Live) -> None:
+        """Send the latest pending text as soon as the chat's pace allows, merging the rest."""
+        while live.pending is not None:
+            delay = self._pacer.reserve()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if live.pending is None:
+                return
+            text, live.pending = live.pending, None
+            try:
+                await self._show(live, text, final=False)
+            except TelegramError as exc:
+                log.info(
+                    "a streaming edit failed", extra={"chat_id": self.chat_id, "error": exc.message}
+                )
+
+    async def _show(self, live: _Live, text: str, *, final: bool, create: bool = False) -> None:
+        """Make the live messages read `text`: edit the changed pieces, send new ones."""
+        pieces = self._pieces(text, live.formatted and final)
+        must = final or create
+        try:
+            for index, (body, plain, is_html) in enumerate(pieces):
+                last = index == len(pieces) - 1
+                buttons = live.buttons if final and last else ()
+                if index < len(live.message_ids):
+                    if live.shown[index] == body and not (final and last):
+                        continue
+                    if final:
+                        delay = self._pacer.reserve()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    await self._edit_html_or_plain(
+                        live.message_ids[index], body, plain, is_html, buttons, must
+                    )
+                    live.shown[index] = body
+                else:
+                    message = await self._send_html_or_plain(body, plain, is_html, buttons, must)
+                    if message is None:
+                        return
+                    live.message_ids.append(message.message_id)
+                    live.shown.append(body)
+                    self._pacer.touched()
+            live.text = text
+        except _Skipped:
+            if live.pending is None:
+                live.pending = text
+
+    async def _edit_html_or_plain(
+        self,
+        message_id: int,
+        body: str,
+        plain: str,
+        is_html: bool,
+        buttons: tuple[Button, ...],
+        must: bool,
+    ) -> None:
+        try:
+            await self._edit_message(message_id, body, html=is_html, buttons=buttons, must=must)
+        except BadRequest as exc:
+            if not (is_html and _is_parse_error(exc)):
+                raise
+            log.info("formatting refused, sending plain text", extra={"chat_id": self.chat_id})
+            await self._edit_message(message_id, plain, html=False, buttons=buttons, must=must)
+
+    async def _send_html_or_plain(
+        self, body: str, plain: str, is_html: bool, buttons: tuple[Button, ...], must: bool
+    ) -> Message | None:
+        try:
+            return await self._send_message(body, html=is_html, buttons=buttons, must=must)
+        except BadRequest as exc:
+            if not (is_html and _is_parse_error(exc)):
+                raise
+            return await self._send_message(plain, html=False, buttons=buttons, must=must)
+
+    # ------------------------------------------------------------------ chat actions
+    async def _chat_action(self, op: ChatAction) -> None:
+        if op.kind == "typing":
+            self._keep_typing()
+        else:
+            await self._action(TgChatAction.UPLOAD_VIDEO)
+
+    async def _action(self, action: str) -> None:
+        if self._pacer.flood_delay() > 0:
+            return
+        try:
+            await self._bot.send_chat_action(self.chat_id, action)
+        except RetryAfter as exc:
+            self._pacer.flooded(retry_after_s(exc))
+        except TelegramError as exc:
+            log.debug("chat action failed", extra={"chat_id": self.chat_id, "error": exc.message})
+
+    def _keep_typing(self) -> None:
+        if self._typing is None or self._typing.done():
+            self._typing = asyncio.create_task(self._repeat(TgChatAction.TYPING))
+
+    def _stop_typing(self) -> None:
+        if self._typing is not None:
+            self._typing.cancel()
+            self._typing = None
+
+    async def _repeat(self, action: str) -> None:
+        """A chat action lasts 5 s on the user's screen: renew it while the work goes on."""
+        while True:
+            await self._action(action)
+            await asyncio.sleep(self._r.config.typing_every_s)
+
+    # ------------------------------------------------------------------ video
+    async def _send_video(self, op: SendVideo) -> None:
+        self._stop_typing()
+        uploading = asyncio.create_task(self._repeat(TgChatAction.UPLOAD_VIDEO))
+        try:
+            delivered = await self._deliver_video(op)
+        finally:
+            uploading.cancel()
+        if delivered:
+            self._r.stats.export_delivered()
+        elif op.url:
+            label = tg_text("open_video", self.lang)
+            buttons = (*op.buttons, Button(label, url=op.url))
+            caption = op.caption or tg_text("video_link", self.lang)
+            await self._send_message(caption, html=False, buttons=buttons)
+        elif op.caption:
+            await self._send_message(op.caption, html=False, buttons=op.buttons)
+
+    async def _deliver_video(self, op: SendVideo) -> bool:
+        caption = op.caption if len(op.caption) <= CAPTION_LIMIT else ""
+        markup = _markup(op.buttons)
+
+        async def send(video: str | InputFile) -> bool:
+            async def call() -> Message:
+                return await self._bot.send_video(
+                    self.chat_id,
+                    video,
+                    caption=caption or None,
+                    reply_markup=markup,
+                    supports_streaming=True,
+                    read_timeout=120,
+                    write_timeout=120,
+                )
+
+            message = await self._deliver(call, must=True)
+            if message is None:
+                return False
+            if op.url and message.video is not None:
+                self._r.video_ids[op.url] = message.video.file_id
+            if caption != op.caption:
+                await self._send_message(op.caption, html=False, buttons=())
+            return True
+
+        cfg = self._r.config
+        if op.path:
+            data = await asyncio.to_thread(_read_local, op.path, cfg.upload_video_bytes)
+            if data is None:
+                return False
+            return await send(InputFile(data, filename=os.path.basename(op.path)))
+        if not op.url or urlsplit(op.url).scheme not in ("http", "https"):
+            return False
+        known = self._r.video_ids.get(op.url)
+        if known is not None:
+            with contextlib.suppress(BadRequest):
+                return await send(known)
+        size = await self._remote_size(op.url)
+        if size is not None and size <= cfg.url_video_bytes:
+            try:
+                return await send(op.url)
+            except BadRequest as exc:
+                log.info("Telegram could not fetch the video URL", extra={"error": exc.message})
+        if size is not None and size > cfg.upload_video_bytes:
+            return False
+        data = await self._download(op.url, cfg.upload_video_bytes)
+        if data is None:
+            return False
+        return await send(InputFile(data, filename="video.mp4"))
+
+    async def _allowed_host(self, url: str) -> bool:
+        """Downloads reach only public addresses unless operators allow private ones."""
+        if self._r.config.allow_private_downloads:
+            return True
+        host = urlsplit(url).hostname or ""
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, None, type=socket.SOCK_STREAM
+            )
+        except OSError:
+            return False
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0])
+            if not address.is_global:
+                return False
+        return bool(infos)
+
+    async def _remote_size(self, url: str) -> int | None:
+        try:
+            response = await self._r.http.head(url, follow_redirects=True, timeout=15)
+        except httpx.HTTPError:
+            return None
+        length = response.headers.get("content-length")
+        if response.status_code >= 400 or length is None or not length.isdigit():
+            return None
+        return int(length)
+
+    async def _download(self, url: str, cap: int) -> bytes | None:
+        """The video's bytes (http(s) only, at most `cap`), or None to fall back to a link."""
+        if not await self._allowed_host(url):
+            log.warning(
+                "refusing to download from a private address", extra={"chat_id": self.chat_id}
+            )
+            return None
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            async with self._r.http.stream("GET", url, follow_redirects=False, timeout=120) as resp:
+                if resp.status_code != 200:
+                    return None
+                async for chunk in resp.aiter_bytes():
+                    total += len(chunk)
+                    if total > cap:
+                        return None
+                    chunks.append(chunk)
+        except httpx.HTTPError as exc:
+            log.warning("video download failed", extra={"error": type(exc).__name__})
+            return None
+        return b"".join(chunks)

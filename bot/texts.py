@@ -1,0 +1,286 @@
+"""Every sentence the bot says, English and Chinese side by side.
+
+Kept as data in one place so a translator can read and fix it without reading the
+conversation logic. Placeholders use `str.format` names; `t()` fills them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["LANGS", "TEXTS", "normalize_lang", "t"]
+
+LANGS: Final = ("en", "zh")
+
+# key: (English, Chinese)
+TEXTS: Final[dict[str, tuple[str, str]]] = {
+    # --- first contact and help ---------------------------------------------------------
+    "setup": ("⚙️ Setting things up…", "⚙️ 正在准备…"),
+    "ready": ("✅ Ready!", "✅ 准备好了！"),
+    "welcome": (
+        "I make videos with you, just by chatting. Things to try:\n"
+        "• Send a photo and say “animate this photo”\n"
+        "• “Make a 10-second video of a city at night”\n"
+        "• “Add lo-fi background music”, then /export",
+        "我可以陪你聊着天做视频。试试这些：\n"
+        "• 发一张照片，然后说“让这张照片动起来”\n"
+        "• “做一个10秒的城市夜景视频”\n"
+        "• “加上轻松的背景音乐”，然后 /export 导出",
+    ),
+    "welcome_back": (
+        "Welcome back! Your project is still here: /status shows it, /new starts a fresh one.",
+        "欢迎回来！你的项目还在：/status 查看，/new 新建一个。",
+    ),
+    "help": (
+        "Send me photos, videos or audio, and tell me what video you want.\n"
+        "/export – render the video and send it here\n"
+        "/status – what is on the timeline\n"
+        "/credits – your credits\n"
+        "/new – start a new project\n"
+        "/cancel – stop what I am doing\n"
+        "/lang en|zh|auto – reply language",
+        "发给我照片、视频或音频，再告诉我你想要什么样的视频。\n"
+        "/export – 渲染视频并发到这里\n"
+        "/status – 查看时间线上的内容\n"
+        "/credits – 查看积分\n"
+        "/new – 新建项目\n"
+        "/cancel – 停止当前任务\n"
+        "/lang en|zh|auto – 回复语言",
+    ),
+    "new_project": (
+        "🆕 New project started. Send a photo or video, or describe the video you want.",
+        "🆕 已新建项目。发一张照片或一段视频，或者描述你想要的视频。",
+    ),
+    "lang_set": ("Language set to English.", "语言已设为中文。"),
+    "lang_auto": (
+        "I'll reply in the language you write in.",
+        "我会用你使用的语言回复。",
+    ),
+    "lang_usage": (
+        "Usage: /lang en, /lang zh or /lang auto.",
+        "用法：/lang en、/lang zh 或 /lang auto。",
+    ),
+    # --- one job at a time --------------------------------------------------------------
+    "busy": (
+        "⏳ Still working on {job}. Your message is queued and comes next; /cancel to stop.",
+        "⏳ 还在处理{job}。你的消息已排队，稍后处理；发送 /cancel 可停止。",
+    ),
+    "job_chat": ("your message “{snippet}”", "你的消息“{snippet}”"),
+    "job_export": ("the export", "导出"),
+    "job_upload": ("your files", "你的文件"),
+    "job_status": ("the project status", "项目状态"),
+    "job_new": ("a new project", "新项目"),
+    "job_resume": ("an export from before", "之前的导出"),
+    "job_other": ("your previous request", "你之前的请求"),
+    "stopped": ("⏹ Stopped.", "⏹ 已停止。"),
+    "stopped_suffix": (" … (stopped)", " …（已停止）"),
+    "export_cancelled": (
+        "⏹ Export cancelled; the render was stopped on the server.",
+        "⏹ 已取消导出，服务器上的渲染也已停止。",
+    ),
+    "nothing_to_cancel": ("Nothing is running right now.", "目前没有正在进行的任务。"),
+    # --- direct actions -----------------------------------------------------------------
+    "credits": (
+        "💳 Credits: {available} available · {frozen} reserved · {total} total",
+        "💳 积分：可用 {available} · 冻结 {frozen} · 总计 {total}",
+    ),
+    "status": ("📋 {summary}", "📋 {summary}"),
+    "status_empty": (
+        "📋 Your project is empty so far. Send a photo, video or audio file, "
+        "or describe the video you want.",
+        "📋 项目还是空的。发一张照片、一段视频或音频，或者描述你想要的视频。",
+    ),
+    "status_hint": ("When you're happy with it: /export", "满意的话：/export 导出"),
+    "nothing_to_export": (
+        "There's nothing to export yet: the timeline is empty. Send a photo or video, "
+        "or describe the video you'd like, then /export again.",
+        "还没有可导出的内容：时间线是空的。"
+        "先发一张照片或视频，或描述你想要的视频，然后再 /export。",
+    ),
+    "export_progress": (
+        "🎬 Rendering… {percent}% ({elapsed})",
+        "🎬 渲染中… {percent}%（{elapsed}）",
+    ),
+    "export_done": ("✅ Rendered in {elapsed}.", "✅ 渲染完成，用时 {elapsed}。"),
+    "export_caption": ("Here's your video 🎉", "你的视频做好了 🎉"),
+    "export_deadline": (
+        "⌛ The render took longer than {minutes} min, so I stopped it on the server. "
+        "Please try /export again later.",
+        "⌛ 渲染超过了 {minutes} 分钟，我已在服务器上停止它。请稍后再试 /export。",
+    ),
+    "export_cancelled_remote": (
+        "The render was cancelled on the server. /export to start it again.",
+        "渲染在服务器上被取消了。发送 /export 重新开始。",
+    ),
+    "render_failed": (
+        "❌ The render failed{detail}. Your project is unchanged: try /export again, "
+        "or change something first.",
+        "❌ 渲染失败{detail}。项目没有变化：可以再试一次 /export，或先修改一下。",
+    ),
+    "upload_ask": (
+        "Send me the file here (photo, video or audio), or paste a link to it.\n"
+        "Accepted: {formats}. Limits: images {image_mb} MB, videos {video_mb} MB, "
+        "audio {audio_mb} MB.",
+        "直接把文件（照片、视频或音频）发到这里，或者贴一个链接。\n"
+        "支持：{formats}。大小上限：图片 {image_mb} MB，视频 {video_mb} MB，音频 {audio_mb} MB。",
+    ),
+    "upload_received": ("📥 Got {count}:\n{lines}", "📥 收到 {count}：\n{lines}"),
+    "files_count_one": ("1 file", "1 个文件"),
+    "files_count_many": ("{n} files", "{n} 个文件"),
+    "file_line": ("• {name}: {kind}{details}", "• {name}：{kind}{details}"),
+    "kind_image": ("image", "图片"),
+    "kind_video": ("video", "视频"),
+    "kind_audio": ("audio", "音频"),
+    "kind_other": ("file", "文件"),
+    "next_image": (
+        "Next, try “animate this photo” or “make a 10-second video from it”.",
+        "接下来试试“让这张照片动起来”或“用它做一个10秒的视频”。",
+    ),
+    "next_video": (
+        "Next, try “add background music”, “add a title” or “cut it to 15 seconds”.",
+        "接下来试试“加背景音乐”“加个标题”或“剪到15秒”。",
+    ),
+    "next_audio": (
+        "Next, try “use this as background music”.",
+        "接下来试试“用它做背景音乐”。",
+    ),
+    "file_rejected_type": (
+        "⚠️ {name}: I can't use this type of file. Accepted: {formats}.",
+        "⚠️ {name}：不支持这种文件类型。支持：{formats}。",
+    ),
+    "file_rejected_size": (
+        "⚠️ {name} is {size}; the limit for {kind} files is {limit}. "
+        "Try compressing or trimming it.",
+        "⚠️ {name} 大小为 {size}，{kind}文件上限是 {limit}。可以先压缩或剪短。",
+    ),
+    # --- the agent's stream -------------------------------------------------------------
+    "still_working": ("⏳ Still working… ({elapsed})", "⏳ 仍在处理…（{elapsed}）"),
+    "progress_done": ("✓ Done", "✓ 完成"),
+    "tool_video": ("🎬 Generating video…", "🎬 正在生成视频…"),
+    "tool_image": ("🖼 Generating image…", "🖼 正在生成图片…"),
+    "tool_audio": ("🎵 Working on the music…", "🎵 正在处理音乐…"),
+    "tool_text": ("🔤 Adding text…", "🔤 正在添加文字…"),
+    "tool_edit": ("✂️ Editing the timeline…", "✂️ 正在编辑时间线…"),
+    "tool_analyze": ("🔍 Looking at your media…", "🔍 正在分析你的素材…"),
+    "tool_other": ("⚙️ Working…", "⚙️ 处理中…"),
+    "changes": ("✅ Done. What changed:\n{changes}", "✅ 完成。变化如下：\n{changes}"),
+    "no_changes": (
+        "The agent finished without changing the timeline.",
+        "智能体已完成，但时间线没有变化。",
+    ),
+    "gui_export": (
+        "👉 Tap “Export” below when you're ready and I'll render it here.",
+        "👉 准备好了就点下面的“导出”，我会在这里渲染。",
+    ),
+    "gui_status": ("📋 The timeline now:\n{summary}", "📋 当前时间线：\n{summary}"),
+    "auto_export": ("🎬 Exporting as you asked…", "🎬 按你的要求开始导出…"),
+    # --- errors -------------------------------------------------------------------------
+    "session_restarted": (
+        "ℹ️ Your previous project had expired on the server, so I started a new one.",
+        "ℹ️ 你之前的项目在服务器上已过期，我已为你新建了一个项目。",
+    ),
+    "err_token": (
+        "🔑 My access to the video service was refused and could not be renewed. "
+        "Please try again in a minute.",
+        "🔑 视频服务拒绝了访问，且无法自动续期。请一分钟后再试。",
+    ),
+    "err_token_operator": (
+        "🔑 The video service rejected this bot's access token. Please tell the bot's operator.",
+        "🔑 视频服务拒绝了本机器人的访问令牌。请联系机器人的管理员。",
+    ),
+    "err_credits_anonymous": (
+        "💳 You're out of free credits. Register for free to get more and keep this project:",
+        "💳 免费积分用完了。免费注册即可获得更多积分，并保留这个项目：",
+    ),
+    "err_credits_registered": (
+        "💳 You're out of credits. Top up your NemoVideo account to keep going:",
+        "💳 积分用完了。请为你的 NemoVideo 账户充值后继续：",
+    ),
+    "err_unsupported": (
+        "⚠️ I can't use that type of file. Accepted: {formats}.",
+        "⚠️ 不支持这种文件类型。支持：{formats}。",
+    ),
+    "err_too_large": (
+        "⚠️ That file is too large ({size}; the limit is {limit}). Try compressing or trimming it.",
+        "⚠️ 文件太大（{size}，上限 {limit}）。可以先压缩或剪短。",
+    ),
+    "err_export_blocked": (
+        "🔒 Exporting isn't available on this account's plan. It's not about credits: "
+        "register or upgrade on nemovideo.com to export.",
+        "🔒 当前账户的套餐不支持导出。这与积分无关：请在 nemovideo.com 注册或升级后再导出。",
+    ),
+    "err_rate_limited": (
+        "🐢 The video service is busy. Please try again in {seconds} s.",
+        "🐢 视频服务正忙，请 {seconds} 秒后再试。",
+    ),
+    "err_unavailable": (
+        "📡 The video service can't be reached right now. Please try again in a few minutes.",
+        "📡 暂时连不上视频服务，请过几分钟再试。",
+    ),
+    "err_stream_broken": (
+        "📡 The connection to the agent broke mid-answer. I did not resend your message; "
+        "here is your project now:\n{summary}",
+        "📡 与智能体的连接中断了。我没有重发你的消息；你的项目现在是这样：\n{summary}",
+    ),
+    "err_protocol": (
+        "🤔 The video service sent an answer I couldn't read. Please try again. (ref {ref})",
+        "🤔 视频服务返回了无法识别的内容，请再试一次。（编号 {ref}）",
+    ),
+    "err_model": (
+        "⚠️ The agent ran into a problem ({code}). Please try again or rephrase.",
+        "⚠️ 智能体出了点问题（{code}）。请再试一次或换个说法。",
+    ),
+    "err_crash": (
+        "⚠️ The agent stopped unexpectedly. Your project is safe; please try again.",
+        "⚠️ 智能体意外中断。你的项目没有丢失，请再试一次。",
+    ),
+    "err_unknown": (
+        "😵 Sorry, something went wrong on my side. If it keeps happening, "
+        "mention reference {ref}.",
+        "😵 抱歉，我这边出了点问题。如果反复出现，请提供编号 {ref}。",
+    ),
+    # --- buttons ------------------------------------------------------------------------
+    "btn_export": ("🎬 Export", "🎬 导出"),
+    "btn_status": ("📋 Status", "📋 查看"),
+    "btn_credits": ("💳 Credits", "💳 积分"),
+    "btn_new": ("🆕 New project", "🆕 新项目"),
+    "btn_register": ("Register for free", "免费注册"),
+    "btn_topup": ("Top up", "充值"),
+    # --- the terminal chat --------------------------------------------------------------
+    "term_banner": (
+        "nemobot chat: type a message and press Enter. /upload PATH… attaches files, "
+        "/help lists commands, Ctrl-D quits.",
+        "nemobot 终端聊天：输入消息后回车。/upload 路径… 上传文件，/help 查看命令，Ctrl-D 退出。",
+    ),
+    "term_offline": (
+        "Offline mode: using the built-in simulator at {url}.",
+        "离线模式：使用内置模拟器 {url}。",
+    ),
+    "term_unreachable": (
+        "Cannot reach the NemoVideo API at {url} ({reason}). "
+        "Try `nemobot chat --offline` to use the built-in simulator.",
+        "无法连接 NemoVideo API {url}（{reason}）。试试 `nemobot chat --offline` 使用内置模拟器。",
+    ),
+    "term_saved": ("🎬 Video saved: {path}", "🎬 视频已保存：{path}"),
+    "term_save_failed": (
+        "Could not download the video ({reason}). Its address: {url}",
+        "视频下载失败（{reason}）。地址：{url}",
+    ),
+    "term_no_file": ("No such file: {path}", "文件不存在：{path}"),
+    "term_upload_usage": (
+        "Usage: /upload PATH [PATH…] [message]",
+        "用法：/upload 路径 [路径…] [消息]",
+    ),
+}
+
+
+def normalize_lang(lang: str | None) -> str:
+    """`zh*` is Chinese, anything else English: the two languages the bot speaks."""
+    return "zh" if lang and lang.lower().startswith("zh") else "en"
+
+
+def t(key: str, lang: str | None, /, **values: object) -> str:
+    """The text for `key` in `lang`, with its placeholders filled."""
+    en, zh = TEXTS[key]
+    template = zh if normalize_lang(lang) == "zh" else en
+    return template.format(**values) if values else template

@@ -1,0 +1,89 @@
+"""Text normalisation shared by the classifier and the GUI reader.
+
+NFKC folds full-width letters and digits, casefold removes case, and OpenCC maps
+traditional to simplified Chinese so one keyword table serves both scripts.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import opencc
+
+from router.rules import RULES
+from router.types import Lang
+
+_T2S = opencc.OpenCC("t2s")
+
+_HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+HAN = re.compile(f"[{_HAN_CLASS}]")
+# Words outside Han: letters and digits, joined by apostrophes, hyphens or colons ("don't", "9:16").
+WORD = re.compile(rf"[^\W_{_HAN_CLASS}]+(?:['\-:][^\W_{_HAN_CLASS}]+)*")
+# Only printable ASCII after the scheme: Chinese text right after a link ends it.
+URL = re.compile(r"(?i)(?<![a-z0-9])https?://[!-~]+")
+_MAX_URLS = int(RULES.thresholds["max_urls"])
+_URL_TAIL = ".,;:!?)]}>'\"`*_"
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'"})
+_QUOTE_MARK = re.compile("[\"“„«「『《【‘]|(?<![\\w'])'")
+_QUOTED = re.compile(
+    r"\"[^\"]*\"|“[^”]*”|„[^“”]*[“”]|«[^»]*»|「[^」]*」|『[^』]*』|《[^》]*》|【[^】]*】"
+    r"|(?<![\w'])'[^']+'(?![\w'])|‘[^’]*’"
+)
+
+
+def normalize(text: str) -> str:
+    """NFKC, casefold, plain apostrophes, and simplified Chinese when Han is present."""
+    if not text.isascii():
+        text = _UNSAFE.sub(" ", text)
+        text = unicodedata.normalize("NFKC", text)
+    text = text.casefold()
+    if HAN.search(text):
+        text = _T2S.convert(text)
+    return text
+
+
+def split_quotes(text: str) -> tuple[str, tuple[str, ...]]:
+    """Return the text with quoted spans blanked out, and the quoted spans."""
+    if _QUOTE_MARK.search(text) is None:
+        return text, ()
+    quoted = tuple(m.group(0)[1:-1] for m in _QUOTED.finditer(text))
+    if not quoted:
+        return text, ()
+    return _QUOTED.sub(" ", text), quoted
+
+
+def extract_urls(text: str) -> tuple[str, ...]:
+    """The http(s) URLs in the text, in order, without trailing punctuation."""
+    if "://" not in text:
+        return ()
+    found: dict[str, None] = {}
+    for match in URL.finditer(text):
+        url = match.group(0)
+        while url and url[-1] in _URL_TAIL:
+            if url[-1] == ")" and url.count("(") >= url.count(")"):
+                break  # a balanced parenthesis belongs to the link (wiki/Foo_(bar))
+            url = url[:-1]
+        if len(url) > url.index("://") + 3:
+            found[url] = None
+            if len(found) >= _MAX_URLS:
+                break
+    return tuple(found)
+
+
+def lang_of(words: list[str], has_han: bool) -> Lang:
+    """en, zh or mixed from the words already found (format words stay neutral)."""
+    if not has_han:
+        return "en"
+    for word in words:
+        if word not in RULES.lang_neutral and not word.isdigit() and any(c.isalpha() for c in word):
+            return "mixed"
+    return "zh"
+
+
+def detect_lang(text: str) -> Lang:
+    """en, zh or mixed: Chinese with Latin words around it is mixed ("export 一下")."""
+    body = URL.sub(" ", text) if "://" in text else text
+    norm = normalize(body)
+    return lang_of(WORD.findall(norm), HAN.search(norm) is not None)

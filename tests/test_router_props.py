@@ -1,0 +1,70 @@
+"""Any string at all, however large or broken, gets a Decision and never an exception."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router import Decision, GuiAction, GuiHint, Intent, classify, detect_lang, read_agent_text
+
+# Every code point, lone surrogates and control characters included.
+any_char = st.integers(min_value=0, max_value=0x10FFFF).map(chr)
+any_text = st.lists(any_char, max_size=200).map("".join)
+awkward = st.sampled_from(
+    ["export", "导出", "積分", "/status", "\x00", "\ud800", "\udfff", "\u200b", "\r\n", "\x1b[31m",
+     '"', "「", "'", "https://", "ｅｘｐｏｒｔ", "don't", "\U0001f600", "\ufeff", " "]
+)
+mixed_text = st.lists(st.one_of(awkward, any_text), max_size=12).map(" ".join)
+
+
+def check(decision: Decision) -> None:
+    assert isinstance(decision.intent, Intent)
+    assert 0.0 <= decision.score <= 1.0
+    assert decision.reason
+    assert decision.lang in ("en", "zh", "mixed")
+    assert all(u.lower().startswith(("http://", "https://")) for u in decision.urls)
+
+
+@given(any_text)
+@settings(max_examples=400)
+def test_any_text(text: str) -> None:
+    check(classify(text))
+    assert detect_lang(text) in ("en", "zh", "mixed")
+    assert isinstance(read_agent_text(text), GuiHint)
+
+
+@given(mixed_text)
+@settings(max_examples=400)
+def test_keywords_among_junk(text: str) -> None:
+    check(classify(text))
+    assert read_agent_text(text).action in tuple(GuiAction)
+
+
+@given(st.text(st.characters(codec="utf-8"), max_size=300))
+def test_classify_is_deterministic(text: str) -> None:
+    assert classify(text) == classify(text)
+
+
+def test_empty_and_blank() -> None:
+    for text in ("", " ", "\n\t", "\u3000"):
+        decision = classify(text)
+        assert decision.intent is Intent.CHAT
+        check(decision)
+    assert read_agent_text("").action is GuiAction.NONE
+
+
+def test_one_megabyte() -> None:
+    for unit in ("export ", "导出", "a", "\x00", "\ud800", "https://x.io/ "):
+        text = unit * (1_000_000 // len(unit))
+        decision = classify(text)
+        assert decision.intent is Intent.CHAT
+        check(decision)
+        read_agent_text(text)
+        detect_lang(text)
+
+
+def test_control_characters_and_surrogates() -> None:
+    text = "".join(chr(c) for c in range(0x20)) + "export" + "\ud800\udc00\udfff"
+    check(classify(text))
+    assert classify("\x00export\x00").intent is Intent.EXPORT
+    assert classify("导出\ud800").intent is Intent.EXPORT

@@ -1,0 +1,253 @@
+"""End to end: what a Telegram user sees, with the unmodified PTB application talking HTTP
+to the fake Bot API server, the NemoVideo simulator behind it and a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from backend.sim import SimConfig
+from tests.fake_botapi import MB, BotMessage, TgUser
+from tests.telegram_fixtures import (  # noqa: F401 - make_bot is a fixture
+    HarnessFactory,
+    TgHarness,
+    make_bot,
+    png_bytes,
+    quick_sim,
+)
+
+ANIMATE = "animate this photo into a cinematic 5-second video clip"
+
+
+def gaps(message: BotMessage) -> list[float]:
+    """Seconds between one version of a message and the next."""
+    times = [e.at for e in message.history]
+    return [b - a for a, b in zip(times, times[1:], strict=False)]
+
+
+async def test_first_message_sets_up_in_english_and_chinese(make_bot: HarnessFactory) -> None:
+    bot = await make_bot()
+    ann = bot.user(501, "en")
+    bot.api.send_command(ann, "start")
+    setup = await bot.text_with(ann.id, "Ready")
+    assert setup.history[0].text.startswith("⚙️ Setting things up")
+    assert setup.text == "✅ Ready!"
+    await bot.text_with(ann.id, "I make videos with you")
+    li = bot.user(502, "zh-hans")
+    bot.api.send_text(li, "你好")
+    setup = await bot.text_with(li.id, "准备好了")
+    assert setup.history[0].text.startswith("⚙️ 正在准备")
+    await bot.text_with(li.id, "我可以陪你聊着天做视频")
+    assert all(g >= 0.99 for g in gaps(setup))
+
+
+async def test_photo_animate_stream_export_video(make_bot: HarnessFactory) -> None:
+
+    bot = await make_bot()
+    ann = bot.user(601)
+    api = bot.api
+    api.send_photo(ann, png_bytes(640, 480))
+    await bot.text_with(ann.id, "Got 1 file")
+    mark = len(api.sent(ann.id))
+    api.send_text(ann, ANIMATE)
+
+    def final_reply() -> BotMessage | None:
+        for m in api.sent(ann.id, "text")[mark:]:
+            if m.buttons and len(m.history) > 2:
+                return m
+        return None
+
+    reply = await api.wait_for(final_reply, 30, "the streamed reply with buttons")
+    assert len(reply.edits) >= 2, "the answer grew in one message"
+    assert all(g >= 0.99 for g in gaps(reply)), gaps(reply)
+    assert "🎬 Export" in [b["text"] for b in reply.buttons]
+    assert not any(m.text == reply.history[1].text for m in api.sent(ann.id)[mark:] if m is not reply)
+    typing = [at for action, at in api.chat_actions(ann.id) if action == "typing"]
+    assert typing, "the chat showed typing while the agent worked"
+
+    mark = len(api.sent(ann.id))
+    api.send_text(ann, "导出")
+    video = await api.wait_for(lambda: api.videos(ann.id), 40, "the exported video")
+    (sent,) = video
+    assert sent.media_bytes and sent.media_bytes > 1000
+    assert sent.media_source in ("url", "upload")
+    progress = [m for m in api.sent(ann.id, "text")[mark:] if len(m.history) > 1]
+    assert progress, "one progress message, edited"
+    assert any("%" in e.text for e in progress[0].history)
+    assert all(g >= 0.99 for g in gaps(progress[0]))
+    uploads = [a for a, _ in api.chat_actions(ann.id) if a == "upload_video"]
+    assert uploads
+
+
+async def test_album_of_three_photos_is_one_upload(make_bot: HarnessFactory) -> None:
+    bot = await make_bot()
+    api = bot.api
+    ann = bot.user(701)
+    api.send_command(ann, "start")
+    await bot.text_with(ann.id, "I make videos with you")
+    api.send_album(ann, [png_bytes(320, 240), png_bytes(300, 200), png_bytes(200, 100)])
+    got = await bot.text_with(ann.id, "Got 3 files", timeout=20)
+    assert got.text.count("image") == 3
+    assert len(bot.sim.requests_to("/api/upload-video/")) == 1
+    assert not any("Got 1 file" in text for text in api.texts(ann.id))
+    assert len(api.downloads) == 3, "each photo fetched once, largest size only"
+
+
+async def test_oversized_and_unsupported_files_are_refused(make_bot: HarnessFactory) -> None:
+    bot = await make_bot()
+    api = bot.api
+    ann = bot.user(702)
+    api.send_document(ann, "holiday.png", b"\x89PNG tiny", mime="image/png", file_size=30 * MB)
+    refusal = await bot.text_with(ann.id, "holiday.png")
+    assert "30.0 MB" in refusal.text and "20.0 MB" in refusal.text
+    api.send_document(ann, "setup.exe", b"MZ\x90\x00", mime="application/x-msdownload")
+    refusal = await bot.text_with(ann.id, "setup.exe")
+    assert "Accepted" in refusal.text and "mp4" in refusal.text and "png" in refusal.text
+    assert api.calls_of("getFile") == [] and api.downloads == []
+    assert bot.sim.requests_to("/api/upload-video/") == []
+
+
+def slow_stream() -> SimConfig:
+    """An agent that talks slowly enough for a user to act in the middle of its answer."""
+    config = quick_sim()
+    config.chunk_delay_s = 0.25
+    config.chunk_words = 1
+    return config
+
+
+async def ready(bot: TgHarness, user: TgUser) -> None:
+    bot.api.send_command(user, "start")
+    await bot.text_with(user.id, "I make videos with you")
+
+
+async def animated_reply(bot: TgHarness, user: TgUser, mark: int) -> BotMessage:
+    def final_reply() -> BotMessage | None:
+        for m in bot.api.sent(user.id, "text")[mark:]:
+            if m.buttons and len(m.history) > 1:
+                return m
+        return None
+
+    return await bot.api.wait_for(final_reply, 40, "the final streamed reply")
+
+
+async def test_flood_during_streaming_still_delivers_the_whole_answer(
+    make_bot: HarnessFactory,
+) -> None:
+    bot = await make_bot(sim_config=slow_stream())
+    api = bot.api
+    calm, flooded = bot.user(801), bot.user(802)
+    for user in (calm, flooded):
+        await ready(bot, user)
+        api.send_photo(user, png_bytes())
+        await bot.text_with(user.id, "Got 1 file")
+    mark_calm = len(api.sent(calm.id))
+    api.send_text(calm, ANIMATE)
+    expected = (await animated_reply(bot, calm, mark_calm)).text
+
+    api.rate_limit(flooded.id, min_interval_s=2.5, retry_after=2)
+    mark = len(api.sent(flooded.id))
+    api.send_text(flooded, ANIMATE)
+    reply = await animated_reply(bot, flooded, mark)
+    assert reply.text == expected
+    refused = [c for c in api.calls if not c.ok and c.chat_id == flooded.id]
+    assert refused and all(c.error_code == 429 for c in refused)
+    assert all(g >= 0.99 for g in gaps(reply))
+
+
+async def test_cancel_during_a_stream(make_bot: HarnessFactory) -> None:
+    bot = await make_bot(sim_config=slow_stream())
+    api = bot.api
+    ann = bot.user(803)
+    await ready(bot, ann)
+    mark = len(api.sent(ann.id))
+    api.send_text(ann, "tell me a long story about making films")
+
+    def streaming() -> BotMessage | None:
+        for m in api.sent(ann.id, "text")[mark:]:
+            if len(m.history) >= 2:
+                return m
+        return None
+
+    reply = await api.wait_for(streaming, 20, "the answer streaming")
+    asked = time.monotonic()
+    api.send_command(ann, "cancel")
+    await api.wait_for(lambda: "(stopped)" in reply.text, 10, "the stopped answer")
+    stopped = await bot.text_with(ann.id, "Stopped")
+    assert stopped.created_at - asked < 3
+    versions = len(reply.history)
+    await asyncio.sleep(1.5)
+    assert len(reply.history) == versions, "nothing edits a cancelled answer"
+
+
+async def test_buttons_and_credits_answer_at_once_while_a_job_runs(
+    make_bot: HarnessFactory,
+) -> None:
+    config = quick_sim()
+    config.render_seconds = 6.0
+    bot = await make_bot(sim_config=config)
+    api = bot.api
+    ann = bot.user(804)
+    await ready(bot, ann)
+    api.send_photo(ann, png_bytes())
+    await bot.text_with(ann.id, "Got 1 file")
+    mark = len(api.sent(ann.id))
+    api.send_text(ann, ANIMATE)
+    reply = await animated_reply(bot, ann, mark)
+    api.send_command(ann, "export")
+    await bot.text_with(ann.id, "Rendering")
+    mark = len(api.sent(ann.id))
+    menu = next(m for m in api.sent(ann.id) if "a:status" in [b.get("callback_data") for b in m.buttons])
+    query = api.press(ann, menu, "a:status")
+    api.send_command(ann, "credits")
+    await api.wait_for(lambda: query.answered_at, 2, "the button press answered")
+    assert query.answered_at is not None and query.answered_at - query.pressed_at < 1.0
+    credits = await bot.text_with(ann.id, "💳 Credits:", timeout=3)
+    assert credits.created_at - query.pressed_at < 2.0
+    status = await bot.text_with(ann.id, "Timeline", timeout=3, after=mark)
+    assert status.created_at - query.pressed_at < 2.0
+    assert api.videos(ann.id) == [], "the export is still running"
+    await api.wait_for(lambda: api.videos(ann.id), 30, "the video")
+
+
+async def test_restart_during_export_delivers_the_video(make_bot: HarnessFactory) -> None:
+    config = quick_sim()
+    config.render_seconds = 4.0
+    bot = await make_bot(sim_config=config)
+    api = bot.api
+    ann = bot.user(805)
+    await ready(bot, ann)
+    api.send_photo(ann, png_bytes())
+    await bot.text_with(ann.id, "Got 1 file")
+    mark = len(api.sent(ann.id))
+    api.send_text(ann, ANIMATE)
+    await animated_reply(bot, ann, mark)
+    api.send_command(ann, "export")
+    await bot.text_with(ann.id, "Rendering")
+    first = bot.application
+    await bot.restart()
+    assert bot.application is not first
+    videos = await api.wait_for(lambda: api.videos(ann.id), 30, "the video after a restart")
+    assert len(videos) == 1 and videos[0].media_bytes
+    await asyncio.sleep(1.0)
+    assert len(api.videos(ann.id)) == 1, "delivered once"
+
+
+async def test_webhook_mode_processes_a_resent_update_once(make_bot: HarnessFactory) -> None:
+    bot = await make_bot(webhook=True, secret="hook-secret_1")
+    api = bot.api
+    assert api.webhook_url.endswith("/tg/hook") and api.webhook_secret == "hook-secret_1"
+    ann = bot.user(806)
+    await ready(bot, ann)
+    update = api.send_command(ann, "help")
+    await bot.text_with(ann.id, "/export")
+    helps = len([t for t in api.texts(ann.id) if "/export" in t])
+    api.resend(update)
+    await api.wait_for(
+        lambda: [s for u, s in api.webhook_deliveries if u == update["update_id"]][1:],
+        10,
+        "the second delivery",
+    )
+    await asyncio.sleep(1.0)
+    assert len([t for t in api.texts(ann.id) if "/export" in t]) == helps
+    assert [s for u, s in api.webhook_deliveries if u == update["update_id"]] == [200, 200]
+    assert api.calls_of("getUpdates") == []
