@@ -92,20 +92,49 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return {"result": value}
 
 
+# The commonest event by far is a text chunk exactly as ADK serialises it. It is read
+# without building the whole JSON object: the text part, then whitelisted keys with harmless
+# values, then the id and timestamp. Anything else (an error code, a state delta, a thought,
+# another key order…) fails a match and takes the full JSON path, so the shortcut never
+# changes a result. Consecutive chunks share their middle part, so it is checked once.
+_TEXT_HEAD = re.compile(
+    r'\{"content":\{"parts":\[\{"text":"([^"\\]*(?:\\.[^"\\]*)*)"\}\],"role":"model"\}'
+)
+_TEXT_MIDDLE = re.compile(
+    r"(?:"
+    r',"partial":(?P<partial>true|false)'
+    r'|,"turnComplete":(?P<complete>true|false)'
+    r'|,"(?:invocationId|author|branch|modelVersion)":"[^"\\]*"'
+    r'|,"actions":\{"stateDelta":\{\},"artifactDelta":\{\}'
+    r'(?:,"requestedAuthConfigs":\{\})?(?:,"requestedToolConfirmations":\{\})?\}'
+    r'|,"nodeInfo":\{"path":"[^"\\]*"\}'
+    r")*"
+)
+_TEXT_END = re.compile(r',"id":"[^"\\]*","timestamp":[-+.eE0-9]+\}')
+_ID_KEY = ',"id":"'
+_HEARTBEAT = '{"type":"heartbeat"}'
+
+
 class EventDecoder:
     """Decodes one event's `data` into typed events, remembering partial text."""
 
-    __slots__ = ("_shown", "crashed", "turn_complete")
+    __slots__ = ("_middle", "_middle_flags", "_shown", "crashed", "turn_complete")
 
     def __init__(self) -> None:
         self._shown = ""  # text of the current partial run already given out
+        self._middle = ""  # the last text chunk's checked middle part, and its flags
+        self._middle_flags = (False, False)
         self.crashed = False
         self.turn_complete = False
 
     def decode(self, data: str) -> list[ChatEvent]:
         """Events for one SSE `data` payload (possibly several joined lines)."""
-        if not data or data.isspace():
+        if not data or data.isspace() or data == _HEARTBEAT:
             return [_KEEPALIVE]
+        if data.startswith('{"content":{"parts":[{"text":"'):
+            fast = self._fast_text(data)
+            if fast is not None:
+                return fast
         try:
             obj = json.loads(data)
         except ValueError:
@@ -169,6 +198,35 @@ class EventDecoder:
             message = obj.get("errorMessage")
             out.append(ModelError(str(code), str(message) if message is not None else ""))
         if obj.get("turnComplete") is True and not self.turn_complete:
+            self.turn_complete = True
+            out.append(_TURN_COMPLETE)
+        return out
+
+    def _fast_text(self, data: str) -> list[ChatEvent] | None:
+        """A plain text chunk without a full JSON parse; None when unsure."""
+        head = _TEXT_HEAD.match(data)
+        if head is None:
+            return None
+        tail = data.rfind(_ID_KEY)
+        if tail < head.end() or _TEXT_END.fullmatch(data, tail) is None:
+            return None
+        middle = data[head.end() : tail]
+        if middle == self._middle:
+            partial, complete = self._middle_flags
+        else:
+            checked = _TEXT_MIDDLE.fullmatch(middle)
+            if checked is None:
+                return None
+            partial, complete = checked["partial"] == "true", checked["complete"] == "true"
+            self._middle, self._middle_flags = middle, (partial, complete)
+        text = head[1]
+        if "\\" in text:
+            text = json.loads(f'"{text}"')
+        out: list[ChatEvent] = []
+        new = self._merge(text, partial)
+        if new:
+            out.append(TextDelta(new))
+        if complete and not self.turn_complete:
             self.turn_complete = True
             out.append(_TURN_COMPLETE)
         return out

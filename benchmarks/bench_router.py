@@ -167,7 +167,8 @@ def main() -> int:
         )
 
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    body = f"""Measured {now} on {platform.platform()}, {cpu_model()}, Python {platform.python_version()}
+    machine = f"{platform.platform()}, {cpu_model()}, Python {platform.python_version()}"
+    body = f"""Measured {now} on {machine}
 (one core, one thread). Texts: the labelled set ({len(pairs)} lines) plus every negative
 ({len(all_neg):,} lines), {len(texts):,} messages in all.
 

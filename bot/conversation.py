@@ -1,10 +1,11 @@
 """What the bot does with each message, whatever front end delivered it.
 
 The conversation joins the router, the backend client and the chat store. A front end
-calls `handle()` for every message as it arrives, concurrently: jobs of one chat run one
-at a time (a lock in the store, so several replicas agree), later messages are answered
-at once and run afterwards in order, and control messages (/cancel, /credits, /status,
-/help, /lang, button presses) never wait behind a running job.
+calls `handle()` for every message as it arrives, concurrently (one task per message):
+jobs of one chat run one at a time (a lock in the store, so several replicas agree),
+later messages are answered at once and run afterwards in order, and control messages
+(/cancel, /credits, /status, /help, /lang, button presses) never wait behind a running
+job. Messages carrying an `update_id` are answered once, however often they arrive.
 """
 
 from __future__ import annotations
@@ -186,6 +187,9 @@ class Conversation:
 
     async def handle(self, msg: Inbound, out: Outbox) -> None:
         """Answer one message; returns when its work is done. Never raises."""
+        if self._closing:
+            log.info("shutting down, message not taken", extra={"chat_id": msg.chat_id})
+            return
         try:
             if msg.update_id is not None and not await self._store.first_seen(msg.update_id):
                 log.info("duplicate update ignored", extra={"update_id": msg.update_id})

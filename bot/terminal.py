@@ -35,13 +35,15 @@ from bot.io import (
     Stream,
     button_action,
 )
-from bot.texts import normalize_lang, t
+from bot.texts import TEXTS, normalize_lang, t
 
 __all__ = ["TerminalChat", "TerminalOutbox", "is_tty", "parse_upload", "terminal_language"]
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _CLEAR = "\r\x1b[K"
+# Closing a progress line with a bare "done" says nothing new in a terminal.
+_GENERIC_DONE = frozenset(TEXTS["progress_done"])
 
 
 def terminal_language(environ: dict[str, str] | None = None) -> str | None:
@@ -74,6 +76,9 @@ class TerminalOutbox:
     _streams: dict[str, _Line] = field(default_factory=dict)
     _progress: dict[str, _Line] = field(default_factory=dict)
     _status: str = ""
+    _status_ref: str | None = None
+    _drawn: bool = False
+    _open_stream: str | None = None
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     saved: list[Path] = field(default_factory=list)
 
@@ -96,17 +101,26 @@ class TerminalOutbox:
         self.out.flush()
 
     def _clear_status(self) -> None:
-        if self.interactive and self._status:
+        """Wipe the drawn progress line (interactive); the status itself stays pending."""
+        if self.interactive and self._drawn:
             self._write(_CLEAR)
-            self._status = ""
+            self._drawn = False
+
+    def _close_stream(self) -> None:
+        """End a reply that is still growing on the current line, before anything else."""
+        if self._open_stream is not None:
+            self._write("\n")
+            self._open_stream = None
 
     def _message(self, text: str, buttons: tuple[Button, ...] = ()) -> None:
         self._clear_status()
+        self._close_stream()
         lines = [text.rstrip()]
         extra = _buttons_line(buttons, text)
         if extra:
             lines.append(extra)
         self._write("\n".join(lines) + "\n\n")
+        self._redraw()
 
     def _stream(self, op: Stream) -> None:
         line = self._streams.setdefault(op.ref, _Line())
@@ -118,15 +132,20 @@ class TerminalOutbox:
                 self._message(op.text, op.buttons)
             return
         self._clear_status()
+        if self._open_stream not in (None, op.ref):
+            self._close_stream()
         if op.text.startswith(line.text):
             self._write(op.text[len(line.text) :])
         else:
             self._write("\n" + op.text)
         line.text = op.text
+        self._open_stream = op.ref
         if op.final:
             line.done = True
+            self._open_stream = None
             extra = _buttons_line(op.buttons, op.text)
             self._write("\n" + (extra + "\n" if extra else "") + "\n")
+            self._redraw()
 
     def _show_progress(self, op: Progress) -> None:
         line = self._progress.get(op.ref)
@@ -138,19 +157,31 @@ class TerminalOutbox:
         line.text = op.text
         if op.done:
             line.done = True
-            self._message(op.text)
+            if self._status_ref == op.ref:
+                self._clear_status()
+                self._status = ""
+                self._status_ref = None
+            if op.text not in _GENERIC_DONE:
+                self._message(op.text)
             return
         if self.interactive:
-            self._status = op.text
-            self._write(f"{_CLEAR}{op.text}")
+            self._status, self._status_ref = op.text, op.ref
+            self._redraw()
         elif first or op.text.startswith("⏳"):
             self._message(op.text)
 
+    def _redraw(self) -> None:
+        """Draw the progress line, unless a reply is being written on the current line."""
+        if self.interactive and self._status and self._open_stream is None:
+            self._write(f"{_CLEAR}{self._status}")
+            self._drawn = True
+
     def tick(self, frame: int) -> None:
         """Animate the spinner on the progress line (interactive only)."""
-        if self.interactive and self._status:
+        if self.interactive and self._status and self._open_stream is None:
             spin = _SPINNER[frame % len(_SPINNER)]
             self._write(f"{_CLEAR}{spin} {self._status}")
+            self._drawn = True
 
     async def _video(self, op: SendVideo) -> None:
         lang = "zh" if _CJK.search(op.caption) else self.lang

@@ -86,6 +86,7 @@ def _keywords(words: list[str], norm: str, has_han: bool) -> tuple[list[_Hit], l
     hits: list[_Hit] = []
     unknown: list[str] = []
     maybe_phrase = False
+    phrase_score = float(_T["score_phrase"])
     for word in words:
         lex = _lookup(word)
         if lex is None:
@@ -98,24 +99,29 @@ def _keywords(words: list[str], norm: str, has_han: bool) -> tuple[list[_Hit], l
     if not unknown and words and RULES.phrases is not None:
         # Phrases can only decide a message made of known words, so only then are they tried.
         joined = " ".join(words)
-        found = False
-        for m in RULES.phrases.finditer(joined):
-            if m.lastgroup is not None:
-                intent = RULES.phrase_intents[m.lastgroup]
-                hits.append(_Hit(intent, f"phrase '{m.group(0)}'", float(_T["score_phrase"])))
-                found = True
-        rest = RULES.phrases.sub(" ", joined).split() if found else words
+        phrase_hits = [
+            _Hit(RULES.phrase_intents[m.lastgroup], f"phrase '{m.group(0)}'", phrase_score)
+            for m in RULES.phrases.finditer(joined)
+            if m.lastgroup is not None
+        ]
+        rest = words
+        if phrase_hits:
+            # Words inside a phrase belong to it ("export progress" asks for status).
+            rest = RULES.phrases.sub(" ", joined).split()
+            hits = phrase_hits
+            for word in rest:
+                lex = _lookup(word)
+                if lex is not None and lex.intent is not None:
+                    hits.append(_word_hit(word, lex))
         unknown = [w for w in rest if _lookup(w) is None]
     elif maybe_phrase:
         unknown.extend(w for w in words if w in RULES.phrase_words)
     left_han = 0
     if has_han:
-        zh_found = False
         for m in RULES.zh_keywords.finditer(norm):
             intent, weak = RULES.zh_intents[m.group(0)]
             hits.append(_Hit(intent, f"keyword '{m.group(0)}'", float(_T["score_keyword"]), weak))
-            zh_found = True
-        if zh_found:
+        if hits:
             residue = RULES.zh_fillers.sub("", RULES.zh_keywords.sub(" ", norm))
             left_han = len(HAN.findall(residue))
     return hits, unknown, left_han

@@ -92,9 +92,12 @@ def build(data: dict[str, Any]) -> Rules:
     phrase_words = frozenset(
         w for g in phrase_groups for w in literal.findall(g.split(">", 1)[1]) if w not in lexicon
     )
-    fuzzy_targets = {w: lexicon[w].intent for w in data["fuzzy"]["targets"]}
-    if any(i is None for i in fuzzy_targets.values()):
-        raise ValueError("every fuzzy target must be a keyword")
+    fuzzy_targets: dict[str, Intent] = {}
+    for word in data["fuzzy"]["targets"]:
+        target = lexicon.get(word)
+        if target is None or target.intent is None:
+            raise ValueError(f"fuzzy target {word!r} is not a keyword")
+        fuzzy_targets[word] = target.intent
     cues: dict[str, dict[str, list[str]]] = data["cues"]
     cues_en = tuple((kind, _words_regex(c["en"])) for kind, c in cues.items())
     cues_zh = tuple((kind, _substring_regex(c["zh"])) for kind, c in cues.items())
@@ -104,7 +107,7 @@ def build(data: dict[str, Any]) -> Rules:
         thresholds=dict(data["thresholds"]),
         fuzzy_steps=steps,
         lexicon=lexicon,
-        fuzzy_targets={w: i for w, i in fuzzy_targets.items() if i is not None},
+        fuzzy_targets=fuzzy_targets,
         protected=frozenset(data["fuzzy"]["protected"]),
         slash=slash,
         phrases=phrases,
@@ -112,7 +115,9 @@ def build(data: dict[str, Any]) -> Rules:
         phrase_words=phrase_words,
         zh_keywords=_substring_regex(list(zh_intents), literal=True),
         zh_intents=zh_intents,
-        zh_fillers=_substring_regex(data["filler"]["zh"], literal=True),
+        zh_fillers=_substring_regex(
+            data["filler"]["zh"] + data["filler"]["zh_neutral"], literal=True
+        ),
         zh_neutral=_substring_regex(data["filler"]["zh_neutral"], literal=True),
         lang_neutral=frozenset(data["filler"]["lang_neutral"]),
         cues_en=cues_en,

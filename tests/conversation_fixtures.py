@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import struct
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,8 +28,8 @@ from bot.settings import Settings, load_settings
 from bot.store import ChatStore
 
 
-def png_bytes(width: int = 64, height: int = 48) -> bytes:
-    """A real (tiny, grey) PNG image."""
+def png_bytes(width: int = 64, height: int = 48, *, noise: bool = False) -> bytes:
+    """A real PNG image: flat grey (tiny), or noise that does not compress."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return (
@@ -38,7 +39,10 @@ def png_bytes(width: int = 64, height: int = 48) -> bytes:
             + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
         )
 
-    raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
+    rng = random.Random(width * 7919 + height)
+    raw = b"".join(
+        b"\x00" + (rng.randbytes(width) if noise else b"\x80" * width) for _ in range(height)
+    )
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"

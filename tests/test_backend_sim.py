@@ -6,6 +6,10 @@ import argparse
 import asyncio
 import json
 import re
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -717,8 +721,6 @@ class socket_port:
     """A free TCP port on 127.0.0.1 (released on exit, so the server can bind it)."""
 
     def __enter__(self) -> int:
-        import socket
-
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         port: int = self._sock.getsockname()[1]
@@ -743,3 +745,28 @@ async def test_concurrent_sessions_stream_independently(api: Api) -> None:
 async def test_unknown_files_are_404(api: Api) -> None:
     for path in ("/media/gen_0.mp4", "/cdn/1/abc/x.png", "/renders/r.mp4"):
         assert (await api.http.get(path)).status_code == 404
+
+
+def test_nemobot_sim_command_runs_and_stops_on_sigint() -> None:
+    with socket_port() as port:
+        pass
+    command = [sys.executable, "-m", "bot", "sim", "--port", str(port), "--seed", "5"]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            assert line.strip() == (
+                f"NemoVideo simulator listening on http://127.0.0.1:{port} (seed 5); "
+                "Ctrl-C stops it"
+            )
+            r = httpx.post(
+                f"http://127.0.0.1:{port}/api/auth/anonymous-token", headers={"X-Client-Id": "c"}
+            )
+            assert r.json()["data"]["credits"] == 100
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()

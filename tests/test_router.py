@@ -374,8 +374,16 @@ def test_classify_is_safe_across_threads() -> None:
     ("text", "action", "cue"),
     [
         ("Done! Click Export to render your video.", GuiAction.EXPORT, "click export"),
-        ('When you are happy, click the "Export" button.', GuiAction.EXPORT, 'click the "export" button'),
-        ("Press the download button in the top right.", GuiAction.EXPORT, "press the download button"),
+        (
+            'When you are happy, click the "Export" button.',
+            GuiAction.EXPORT,
+            'click the "export" button',
+        ),
+        (
+            "Press the download button in the top right.",
+            GuiAction.EXPORT,
+            "press the download button",
+        ),
         ("完成了，点击导出即可下载。", GuiAction.EXPORT, "点击导出"),
         ("請點擊「導出」按鈕", GuiAction.EXPORT, "点击「导出"),
         ("Open the timeline to see the new clip.", GuiAction.STATUS, "open the timeline"),

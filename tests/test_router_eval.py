@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot import cmd_classify
-from router import Intent, classify
+from router import Intent, classify, normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELLED = ROOT / "tests" / "data" / "intents.tsv"
@@ -42,7 +42,7 @@ def test_labelled_set_is_big_and_covers_every_case() -> None:
         assert any(classify(t).lang == "mixed" for t in texts), intent
         assert any(classify(t).reason.startswith("typo") for t in texts), intent
         # traditional characters: text that changes under t2s
-        assert any(t != __import__("router").normalize(t) and not t.isascii() for t in texts)
+        assert any(not t.isascii() and normalize(t) != t.casefold() for t in texts), intent
     assert any(classify(t).urls for t in by_intent[Intent.UPLOAD])
     hard = [t for t in by_intent[Intent.CHAT] if "no keyword" not in classify(t).reason]
     assert len(hard) >= len(by_intent[Intent.CHAT]) // 2
@@ -145,8 +145,39 @@ def test_jsonl_handles_100k_lines_in_one_run() -> None:
 
 def test_nemobot_classify_end_to_end() -> None:
     result = _jsonl_process(
-        [sys.executable, "-m", "bot", "classify", "--jsonl"], "导出\n/credits@NemoBot\nhi\n".encode()
+        [sys.executable, "-m", "bot", "classify", "--jsonl"],
+        "导出\n/credits@NemoBot\nhi\n".encode(),
     )
     assert result.returncode == 0, result.stderr.decode()
     intents = [json.loads(line)["intent"] for line in result.stdout.decode().splitlines()]
     assert intents == ["export", "credits", "chat"]
+
+
+CONTEXTS = {
+    "negation": lambda t: f"don't {t}",
+    "postponement": lambda t: f"{t} later",
+    "quote": lambda t: f'add a title saying "{t}"',
+    "sequence": lambda t: f"add music and then {t}",
+    "zh negation": lambda t: f"先别{t}",
+    "zh sequence": lambda t: f"加完字幕再{t}",
+    "long instruction": lambda t: f"{t} and make the intro shorter with a soft fade and piano",
+}
+
+
+@pytest.mark.parametrize("context", list(CONTEXTS))
+def test_context_turns_every_direct_example_into_chat(context: str) -> None:
+    wrap = CONTEXTS[context]
+    direct = [t for label, t in labelled() if label is not Intent.CHAT and not t.startswith("/")]
+    assert len(direct) > 300
+    wrong = [wrap(t) for t in direct if classify(wrap(t)).direct]
+    assert wrong == []
+
+
+def test_stress_files_are_readable_and_reported() -> None:
+    stress = sorted((SHARED_EVAL / "stress").glob("*.txt"))
+    assert stress
+    for path in stress:
+        lines = read_lines(path)
+        rate = sum(classify(t).direct for t in lines) / len(lines)
+        print(f"stress {path.name}: {100 * rate:.2f}% direct")
+        assert 0.0 <= rate <= 1.0

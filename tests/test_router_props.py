@@ -11,8 +11,27 @@ from router import Decision, GuiAction, GuiHint, Intent, classify, detect_lang, 
 any_char = st.integers(min_value=0, max_value=0x10FFFF).map(chr)
 any_text = st.lists(any_char, max_size=200).map("".join)
 awkward = st.sampled_from(
-    ["export", "导出", "積分", "/status", "\x00", "\ud800", "\udfff", "\u200b", "\r\n", "\x1b[31m",
-     '"', "「", "'", "https://", "ｅｘｐｏｒｔ", "don't", "\U0001f600", "\ufeff", " "]
+    [
+        "export",
+        "导出",
+        "積分",
+        "/status",
+        "\x00",
+        "\ud800",
+        "\udfff",
+        "\u200b",
+        "\r\n",
+        "\x1b[31m",
+        '"',
+        "「",
+        "'",
+        "https://",
+        "ｅｘｐｏｒｔ",
+        "don't",
+        "\U0001f600",
+        "\ufeff",
+        " ",
+    ]
 )
 mixed_text = st.lists(st.one_of(awkward, any_text), max_size=12).map(" ".join)
 

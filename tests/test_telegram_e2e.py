@@ -61,7 +61,9 @@ async def test_photo_animate_stream_export_video(make_bot: HarnessFactory) -> No
     assert len(reply.edits) >= 2, "the answer grew in one message"
     assert all(g >= 0.99 for g in gaps(reply)), gaps(reply)
     assert "🎬 Export" in [b["text"] for b in reply.buttons]
-    assert not any(m.text == reply.history[1].text for m in api.sent(ann.id)[mark:] if m is not reply)
+    assert not any(
+        m.text == reply.history[1].text for m in api.sent(ann.id)[mark:] if m is not reply
+    )
     typing = [at for action, at in api.chat_actions(ann.id) if action == "typing"]
     assert typing, "the chat showed typing while the agent worked"
 
@@ -196,7 +198,9 @@ async def test_buttons_and_credits_answer_at_once_while_a_job_runs(
     api.send_command(ann, "export")
     await bot.text_with(ann.id, "Rendering")
     mark = len(api.sent(ann.id))
-    menu = next(m for m in api.sent(ann.id) if "a:status" in [b.get("callback_data") for b in m.buttons])
+    menu = next(
+        m for m in api.sent(ann.id) if "a:status" in [b.get("callback_data") for b in m.buttons]
+    )
     query = api.press(ann, menu, "a:status")
     api.send_command(ann, "credits")
     await api.wait_for(lambda: query.answered_at, 2, "the button press answered")
@@ -239,8 +243,9 @@ async def test_webhook_mode_processes_a_resent_update_once(make_bot: HarnessFact
     ann = bot.user(806)
     await ready(bot, ann)
     update = api.send_command(ann, "help")
-    await bot.text_with(ann.id, "/export")
-    helps = len([t for t in api.texts(ann.id) if "/export" in t])
+    await bot.text_with(ann.id, "/cancel – stop")
+    helps = len([t for t in api.texts(ann.id) if "/cancel – stop" in t])
+    assert helps == 1
     api.resend(update)
     await api.wait_for(
         lambda: [s for u, s in api.webhook_deliveries if u == update["update_id"]][1:],
@@ -248,6 +253,6 @@ async def test_webhook_mode_processes_a_resent_update_once(make_bot: HarnessFact
         "the second delivery",
     )
     await asyncio.sleep(1.0)
-    assert len([t for t in api.texts(ann.id) if "/export" in t]) == helps
+    assert len([t for t in api.texts(ann.id) if "/cancel – stop" in t]) == helps
     assert [s for u, s in api.webhook_deliveries if u == update["update_id"]] == [200, 200]
     assert api.calls_of("getUpdates") == []

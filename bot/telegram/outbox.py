@@ -487,7 +487,7 @@ class TelegramOutbox:
             uploading.cancel()
         if delivered:
             self._r.stats.export_delivered()
-        elif op.url:
+        elif op.url and urlsplit(op.url).scheme in ("http", "https"):
             label = tg_text("open_video", self.lang)
             buttons = (*op.buttons, Button(label, url=op.url))
             caption = op.caption or tg_text("video_link", self.lang)

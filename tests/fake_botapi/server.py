@@ -237,6 +237,8 @@ class FakeBotApi:
         self._user_messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._msg_index: dict[tuple[int, int], BotMessage] = {}
         self._floods: list[_Flood] = []
+        self._failures: list[list[Any]] = []
+        self._parse_refusals = 0
         self._rate_limits: dict[int, tuple[float, int]] = {}
         self._last_send: dict[int, float] = {}
         self._pulse: asyncio.Future[None] | None = None
@@ -315,6 +317,15 @@ class FakeBotApi:
     def clear_limits(self) -> None:
         self._floods.clear()
         self._rate_limits.clear()
+
+    def fail(self, method: str, code: int = 400, description: str = "", times: int = 1) -> None:
+        """The next `times` calls of `method` fail with this Bot API error."""
+        text = description or ("Bad Request: " if code == 400 else "") + "injected failure"
+        self._failures.append([method, code, text, times])
+
+    def refuse_formatting(self, times: int = 1) -> None:
+        """The next `times` formatted messages are refused as Telegram refuses broken markup."""
+        self._parse_refusals += times
 
     # ------------------------------------------------------------------ users act
     def user(
@@ -686,6 +697,7 @@ class FakeBotApi:
             self.calls.append(call)
             try:
                 self._check_flood(method, params, now)
+                self._check_failures(method, params)
                 handler = self._handlers().get(method.lower())
                 if handler is None:
                     raise ApiError(404, "Not Found")
@@ -700,6 +712,17 @@ class FakeBotApi:
             return web.json_response({"ok": True, "result": result})
         except ApiError as exc:
             return web.json_response(exc.body(), status=exc.code)
+
+    def _check_failures(self, method: str, params: dict[str, Any]) -> None:
+        for failure in list(self._failures):
+            if failure[0] == method:
+                failure[3] -= 1
+                if failure[3] <= 0:
+                    self._failures.remove(failure)
+                raise ApiError(failure[1], failure[2])
+        if self._parse_refusals and params.get("parse_mode"):
+            self._parse_refusals -= 1
+            raise bad_request("can't parse entities: Can't find end of the entity at byte offset 3")
 
     def _check_flood(self, method: str, params: dict[str, Any], now: float) -> None:
         if method not in _SENDING:
@@ -920,7 +943,8 @@ class FakeBotApi:
                     raise bad_request("BUTTON_DATA_INVALID")
                 if data is None and not button.get("url"):
                     raise bad_request(
-                        "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
+                        "can't parse inline keyboard button: "
+                        "Text buttons are unallowed in the inline keyboard"
                     )
         return markup
 

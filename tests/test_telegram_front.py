@@ -1,0 +1,166 @@
+"""The front end's own rules, end to end: groups, the allowlist, /stats, command menus, the
+error handler, and `nemobot run` as a real process (polling and webhook)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+import pytest
+
+from bot import cmd_run
+from tests.fake_botapi import FakeBotApi
+from tests.telegram_fixtures import (  # noqa: F401 - make_bot is a fixture
+    HarnessFactory,
+    free_port,
+    make_bot,
+    quick_sim,
+)
+
+
+async def test_groups_answer_only_when_addressed(make_bot: HarnessFactory) -> None:
+    bot = await make_bot()
+    api = bot.api
+    group = api.group(-100500)
+    ann = bot.user(1001)
+    api.send_text(ann, "hello everyone, what do you think of my clip?", chat=group)
+    api.send_command(ann, "help@some_other_bot", chat=group)
+    await asyncio.sleep(1.5)
+    assert api.sent(group["id"]) == []
+    api.send_command(ann, f"help@{api.username}", chat=group)
+    help_text = await bot.text_with(group["id"], "/cancel – stop")
+    api.send_text(ann, "credits?", chat=group, reply_to=help_text.message_id)
+    await bot.text_with(group["id"], "💳 Credits:")
+    api.send_text(ann, f"@{api.username} credits?", chat=group)
+    await api.wait_for(
+        lambda: len([t for t in api.texts(group["id"]) if "💳" in t]) == 2, 10, "a second answer"
+    )
+    assert not any(
+        "hello everyone" in m.text or "some_other_bot" in m.text for m in api.sent(group["id"])
+    )
+
+
+async def test_allowlist_refuses_others_politely(make_bot: HarnessFactory) -> None:
+    bot = await make_bot(allowed_user_ids=[1100])
+    api = bot.api
+    stranger, owner = bot.user(1101), bot.user(1100)
+    api.send_command(stranger, "start")
+    refusal = await bot.text_with(stranger.id, "private")
+    assert "1101" in refusal.text
+    api.send_text(stranger, "please?")
+    await asyncio.sleep(0.5)
+    assert len(api.sent(stranger.id)) == 1, "told once"
+    assert bot.sim.requests_to("/api/tasks/") == []
+    api.send_command(owner, "start")
+    await bot.text_with(owner.id, "Ready")
+
+
+async def test_stats_for_admins_only(make_bot: HarnessFactory) -> None:
+    bot = await make_bot(admin_user_ids=[1200])
+    api = bot.api
+    admin, user = bot.user(1200), bot.user(1201)
+    api.send_command(user, "start")
+    await bot.text_with(user.id, "Ready")
+    api.send_command(admin, "stats")
+    stats = await bot.text_with(admin.id, "Chats:")
+    assert "Chats: 2" in stats.text and "Exports today: 0" in stats.text
+    assert "Jobs running:" in stats.text and "Errors by kind:" in stats.text
+    api.send_command(user, "stats")
+    await asyncio.sleep(1.0)
+    assert not any("Chats:" in t for t in api.texts(user.id))
+
+
+async def test_command_menus_in_english_and_chinese(make_bot: HarnessFactory) -> None:
+    bot = await make_bot()
+    english = bot.api.commands[("default", "")]
+    chinese = bot.api.commands[("default", "zh")]
+    names = [c["command"] for c in english]
+    assert {"start", "new", "export", "status", "credits", "cancel", "lang", "help"} <= set(names)
+    assert [c["command"] for c in chinese] == names
+    assert dict((c["command"], c["description"]) for c in chinese)["export"] == "渲染视频并发到这里"
+
+
+async def test_one_error_handler_logs_context_and_answers_kindly(
+    make_bot: HarnessFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = await make_bot()
+    api = bot.api
+    ann = bot.user(1300)
+    api.send_command(ann, "start")
+    menu = await api.wait_for(
+        lambda: next((m for m in api.sent(ann.id) if m.buttons), None), 15, "the menu"
+    )
+    api.fail("answerCallbackQuery", 400, "Bad Request: QUERY_ID_INVALID")
+    caplog.set_level(logging.ERROR, logger="bot.telegram.front")
+    data = next(b["callback_data"] for b in menu.buttons if b.get("callback_data") == "a:credits")
+    query = api.press(ann, menu, data)
+    sorry = await bot.text_with(ann.id, "Sorry, something went wrong")
+    assert "Traceback" not in sorry.text and "QUERY_ID_INVALID" not in sorry.text
+    records = [r for r in caplog.records if r.name == "bot.telegram.front"]
+    assert records and records[0].chat_id == ann.id  # type: ignore[attr-defined]
+    assert records[0].update_id is not None  # type: ignore[attr-defined]
+    await bot.text_with(ann.id, "💳 Credits:")
+    assert query.answered_at is None
+
+
+def test_run_arguments() -> None:
+    parser = argparse.ArgumentParser()
+    cmd_run.add_arguments(parser)
+    args = parser.parse_args(["--webhook", "https://bot.example.com/tg/hook", "--port", "9000"])
+    assert args.webhook == "https://bot.example.com/tg/hook" and args.port == 9000
+    assert cmd_run.webhook_path(args.webhook) == "tg/hook"
+    assert parser.parse_args([]).webhook is None
+
+
+async def _run_process(api: FakeBotApi, sim_url: str, *extra: str) -> asyncio.subprocess.Process:
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": api.token,
+        "TELEGRAM_API_BASE": api.base_url,
+        "TELEGRAM_FILE_BASE": api.base_file_url,
+        "NEMO_API_BASE": sim_url,
+        "REDIS_URL": "",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("NEMO_TOKEN", None)
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        *extra,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+async def test_nemobot_run_serves_users_and_stops_on_sigterm(mode: str) -> None:
+    from backend.sim import Simulator
+
+    async with FakeBotApi() as api, Simulator(quick_sim()) as sim:
+        extra: tuple[str, ...] = ()
+        if mode == "webhook":
+            port = free_port()
+            extra = ("--webhook", f"http://127.0.0.1:{port}/tg/hook", "--port", str(port))
+        process = await _run_process(api, sim.base_url, *extra)
+        try:
+            ann = api.user(1400)
+            api.send_command(ann, "start")
+            await api.wait_text(ann.id, "Ready", timeout=30)
+            if mode == "webhook":
+                assert api.webhook_url.endswith("/tg/hook")
+                assert api.calls_of("getUpdates") == []
+            else:
+                assert api.calls_of("getUpdates")
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, stderr.decode()[-2000:]
+        assert b"Traceback" not in stderr
+        assert api.token.split(":")[1].encode() not in stderr

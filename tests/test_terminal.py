@@ -1,0 +1,233 @@
+"""The terminal chat: `nemobot chat` as a subprocess, and its parts in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend import Credentials
+from backend.sim import sample_mp4
+from bot.io import Button, Progress, SendText, SendVideo, Stream
+from bot.store import PendingExport, RedisChatStore
+from bot.terminal import TerminalChat, TerminalOutbox, parse_upload, terminal_language
+from tests.conversation_fixtures import HarnessFactory, harnesses, png_bytes
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
+    async with harnesses(redis_store) as factory:
+        yield factory
+
+
+def run_chat(
+    lines: list[str], cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("NEMO_", "REDIS_", "TELEGRAM_", "LC_", "LANG"))
+    }
+    base |= {"PYTHONPATH": str(REPO), "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
+    base |= env or {}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "chat", *args],
+        input="".join(f"{line}\n" for line in lines),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=base,
+        timeout=90,
+        check=False,
+    )
+
+
+def saved_videos(stdout: str) -> list[Path]:
+    return [Path(p) for p in re.findall(r"(?:Video saved|视频已保存)[:：] ?(\S+\.mp4)", stdout)]
+
+
+def test_offline_session_through_a_pipe(tmp_path: Path) -> None:
+    (tmp_path / "cat.png").write_bytes(png_bytes(64, 48))
+    result = run_chat(
+        [
+            "/start",
+            "/credits",
+            "/upload cat.png",
+            "animate this photo into a 5 second video",
+            "/status",
+            "/export",
+            "/credits",
+        ],
+        tmp_path,
+        "--offline",
+        "--download-dir",
+        str(tmp_path / "videos"),
+    )
+    out = result.stdout
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in out + result.stderr
+    assert "⚙️ Setting things up…" in out and "✅ Ready!" in out
+    credits = re.findall(r"💳 Credits: (\d+) available · (\d+) reserved · (\d+) total", out)
+    assert credits == [("100", "0", "100"), ("90", "0", "90")], out
+    assert f"📥 Got 1 file:\n• cat.png: image (64×48, {len(png_bytes(64, 48))} B)" in out
+    assert "Generated a 5s clip: cat." in out
+    assert "📋 Timeline (1 track): 1. Video: cat (0-5s)" in out
+    assert "🎬 Rendering… 0% (0:00)" in out and "✅ Rendered in 0:0" in out
+    assert "Here's your video 🎉" in out
+    videos = saved_videos(out)
+    assert len(videos) == 1
+    assert videos[0].parent == (tmp_path / "videos").resolve()
+    assert videos[0].read_bytes() == sample_mp4()
+    # Plain text, one reply after another: no cursor tricks and no interim edits.
+    assert "\x1b[" not in out and "\r" not in out
+    assert out.count("Generated a 5s clip") == 1
+    assert "Offline mode: using the built-in simulator" in result.stderr
+
+
+def test_offline_session_in_chinese(tmp_path: Path) -> None:
+    (tmp_path / "猫.png").write_bytes(png_bytes(32, 32))
+    result = run_chat(
+        ["/upload 猫.png", "让这张照片动起来，做成6秒视频", "/status", "导出", "查看积分"],
+        tmp_path,
+        "--offline",
+        "--lang",
+        "zh",
+        "--download-dir",
+        str(tmp_path),
+    )
+    out = result.stdout
+    assert result.returncode == 0, result.stderr
+    assert "⚙️ 正在准备…" in out and "✅ 准备好了！" in out
+    assert "📥 收到 1 个文件：\n• 猫.png：图片 (32×32" in out
+    assert "已生成 6 秒的视频片段" in out
+    assert "📋 时间线（1 条轨道）：1. 视频" in out and "(0-6秒)" in out
+    assert "你的视频做好了 🎉" in out
+    assert "💳 积分：可用 90 · 冻结 0 · 总计 90" in out
+    videos = saved_videos(out)
+    assert len(videos) == 1 and videos[0].read_bytes()[4:8] == b"ftyp"
+
+
+def test_locale_decides_the_language(tmp_path: Path) -> None:
+    result = run_chat(["/credits"], tmp_path, "--offline", env={"LANG": "zh_CN.UTF-8"})
+    assert result.returncode == 0, result.stderr
+    assert "💳 积分：可用 100 · 冻结 0 · 总计 100" in result.stdout
+
+
+def test_unreachable_api_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
+    result = run_chat(["hello"], tmp_path, env={"NEMO_API_BASE": url})
+    assert time.monotonic() - started < 30
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert lines == [
+        f"Cannot reach the NemoVideo API at {url} (ConnectError). "
+        "Try `nemobot chat --offline` to use the built-in simulator."
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_upload_missing_file_and_usage(tmp_path: Path) -> None:
+    result = run_chat(["/upload nope.png", "/upload"], tmp_path, "--offline")
+    assert result.returncode == 0, result.stderr
+    assert "No such file: nope.png" in result.stdout
+    assert "Usage: /upload PATH [PATH…] [message]" in result.stdout
+    assert "Setting things up" not in result.stdout, "nothing was sent to the agent"
+
+
+def test_parse_upload(tmp_path: Path) -> None:
+    a = tmp_path / "a.png"
+    b = tmp_path / "my clip.mp4"
+    a.write_bytes(b"x")
+    b.write_bytes(b"y")
+    files, text, missing = parse_upload(f'{a} "{b}" animate it please')
+    assert files == [a, b] and text == "animate it please" and missing == []
+    files, text, missing = parse_upload(f"{tmp_path}/gone.jpg {a}")
+    assert files == [a] and missing == [f"{tmp_path}/gone.jpg"] and text == ""
+
+
+def test_terminal_language() -> None:
+    assert terminal_language({"LANG": "zh_CN.UTF-8"}) == "zh-cn"
+    assert terminal_language({"LC_ALL": "en_US.UTF-8", "LANG": "zh_CN"}) == "en-us"
+    assert terminal_language({"LANG": "C.UTF-8"}) is None
+    assert terminal_language({}) is None
+
+
+async def test_interactive_rendering_streams_in_place(tmp_path: Path) -> None:
+    buffer = io.StringIO()
+    async with httpx.AsyncClient() as http:
+        box = TerminalOutbox(out=buffer, http=http, download_dir=tmp_path, interactive=True)
+        await box.send(Progress("p", "🎬 Generating video…"))
+        await box.send(Stream("s", "Hel"))
+        await box.send(Progress("p", "⏳ Still working… (2:00)"))  # not drawn over the reply
+        await box.send(Stream("s", "Hello wor"))
+        await box.send(Stream("s", "Hello world.", final=True, buttons=(Button("E", "a:export"),)))
+        await box.send(Progress("p", "✓ Done", done=True))
+        await box.send(SendText("💳 Credits: 1 available · 0 reserved · 1 total"))
+    text = buffer.getvalue()
+    assert "\r\x1b[K🎬 Generating video…" in text
+    assert "Hello world.\nE → /export\n" in text
+    assert text.count("Hel") == 1, "each piece of the reply is written once"
+    # The notice that came mid-reply waits until the reply's line is finished.
+    assert text.index("⏳ Still working") > text.index("Hello world.\n")
+    assert "✓ Done" not in text
+    assert text.endswith("💳 Credits: 1 available · 0 reserved · 1 total\n\n")
+
+
+async def test_plain_rendering_prints_finished_messages_only(tmp_path: Path) -> None:
+    buffer = io.StringIO()
+    async with httpx.AsyncClient() as http:
+        box = TerminalOutbox(out=buffer, http=http, download_dir=tmp_path)
+        await box.send(Stream("s", "Hel"))
+        await box.send(Stream("s", "Hello.", final=True))
+        await box.send(Progress("r", "🎬 Rendering… 0% (0:00)"))
+        await box.send(Progress("r", "🎬 Rendering… 50% (0:01)"))
+        await box.send(Progress("r", "✅ Rendered in 0:02.", done=True))
+        await box.send(SendText("link", buttons=(Button("Register", url="https://x.test/r"),)))
+        await box.send(SendVideo(path="/tmp/v.mp4", caption="Here's your video 🎉"))
+    assert buffer.getvalue() == (
+        "Hello.\n\n🎬 Rendering… 0% (0:00)\n\n✅ Rendered in 0:02.\n\n"
+        "link\nRegister: https://x.test/r\n\nHere's your video 🎉\n\n"
+        "🎬 Video saved: /tmp/v.mp4\n\n"
+    )
+
+
+async def test_end_of_input_waits_for_a_resumed_export(
+    make_harness: HarnessFactory, redis_store: RedisChatStore, tmp_path: Path
+) -> None:
+    """A terminal chat started with an export in flight delivers it before exiting."""
+    h = await make_harness()
+    await h.say("make a 5 second video of a pier")
+    state = await h.state()
+    api = h.app.client.bind(
+        Credentials(
+            token=await h.token(), client_id=state.client_id, expires_at=None, anonymous=True
+        )
+    )
+    job = await api.start_export(state.session_id or "", state.last_draft or {})
+    state.pending.append(PendingExport(render_id=job.id, started_at=time.time(), lang="en"))
+    await redis_store.save(state)
+
+    fresh = await make_harness(sim=h.sim)
+    buffer = io.StringIO()
+    box = TerminalOutbox(out=buffer, http=fresh.app.http, download_dir=tmp_path / "dl")
+    chat = TerminalChat(fresh.conv, box, stdin=io.StringIO(""), interactive=False)
+    assert await asyncio.wait_for(chat.run(), 20) == 0
+    assert len(box.saved) == 1 and box.saved[0].read_bytes() == sample_mp4()
+    assert f"🎬 Video saved: {box.saved[0]}" in buffer.getvalue()
+    assert (await redis_store.load(h.chat_id)).pending == []
