@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from router.types import Intent
@@ -135,7 +135,7 @@ def build(data: dict[str, Any]) -> Rules:
 
 def load() -> Rules:
     """Read the packaged rules.toml."""
-    raw = resources.files("router").joinpath("rules.toml").read_text(encoding="utf-8")
+    raw = Path(__file__).with_name("rules.toml").read_text(encoding="utf-8")
     return build(tomllib.loads(raw))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ from router.rules import RULES, build
 
 
 def data() -> dict[str, Any]:
-    raw = resources.files("router").joinpath("rules.toml").read_text(encoding="utf-8")
+    raw = (Path(__file__).resolve().parents[1] / "router" / "rules.toml").read_text("utf-8")
     return tomllib.loads(raw)
 
 

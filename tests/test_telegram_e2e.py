@@ -4,25 +4,28 @@ to the fake Bot API server, the NemoVideo simulator behind it and a real Redis."
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from backend.sim import SimConfig
+from tests import telegram_fixtures
 from tests.fake_botapi import MB, BotMessage, TgUser
-from tests.telegram_fixtures import (  # noqa: F401 - make_bot is a fixture
+from tests.telegram_fixtures import (
     HarnessFactory,
     TgHarness,
-    make_bot,
     png_bytes,
     quick_sim,
 )
 
 ANIMATE = "animate this photo into a cinematic 5-second video clip"
 
+make_bot = telegram_fixtures.make_bot
+
 
 def gaps(message: BotMessage) -> list[float]:
     """Seconds between one version of a message and the next."""
     times = [e.at for e in message.history]
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 async def test_first_message_sets_up_in_english_and_chinese(make_bot: HarnessFactory) -> None:
@@ -194,7 +197,7 @@ async def test_buttons_and_credits_answer_at_once_while_a_job_runs(
     await bot.text_with(ann.id, "Got 1 file")
     mark = len(api.sent(ann.id))
     api.send_text(ann, ANIMATE)
-    reply = await animated_reply(bot, ann, mark)
+    await animated_reply(bot, ann, mark)
     api.send_command(ann, "export")
     await bot.text_with(ann.id, "Rendering")
     mark = len(api.sent(ann.id))
@@ -256,3 +259,24 @@ async def test_webhook_mode_processes_a_resent_update_once(make_bot: HarnessFact
     assert len([t for t in api.texts(ann.id) if "/cancel – stop" in t]) == helps
     assert [s for u, s in api.webhook_deliveries if u == update["update_id"]] == [200, 200]
     assert api.calls_of("getUpdates") == []
+
+
+async def test_videos_audio_and_images_sent_as_files_are_uploaded(
+    make_bot: HarnessFactory,
+) -> None:
+    from backend.sim import sample_mp4
+
+    bot = await make_bot()
+    api = bot.api
+    ann = bot.user(901)
+    await ready(bot, ann)
+    api.send_video(ann, sample_mp4())
+    await bot.text_with(ann.id, "Got 1 file")
+    api.send_document(ann, "poster.png", png_bytes(), mime="image/png")
+    await api.wait_for(lambda: len([t for t in api.texts(ann.id) if "Got 1 file" in t]) == 2, 15)
+    api.send_audio(ann, b"ID3" + b"\x00" * 4000)
+    await api.wait_for(lambda: len([t for t in api.texts(ann.id) if "Got 1 file" in t]) == 3, 15)
+    kinds = "\n".join(t for t in api.texts(ann.id) if "Got 1 file" in t)
+    assert "video" in kinds and "image" in kinds and "audio" in kinds
+    assert len(bot.sim.requests_to("/api/upload-video/")) == 3
+    assert len(api.downloads) == 3

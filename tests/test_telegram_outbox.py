@@ -4,6 +4,7 @@ chat actions and the three ways a video reaches the user."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ async def rig() -> AsyncIterator[Rig]:
 
 def gaps(message: BotMessage) -> list[float]:
     times = [e.at for e in message.history]
-    return [b - a for a, b in zip(times, times[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(times)]
 
 
 async def stream_words(outbox: object, words: int, every: float, final: str | None = None) -> str:

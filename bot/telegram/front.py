@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import httpx
 from telegram import BotCommand, CallbackQuery, Update
+from telegram.error import BadRequest
 from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 from telegram.ext import ApplicationBuilder as _Builder
 
@@ -276,8 +277,15 @@ class TelegramFront:
         self._spawn(self._run(msg, lang), update)
 
     async def _answer(self, query: CallbackQuery) -> None:
-        """Stop the button's spinner at once, whatever the press starts."""
-        await query.answer()
+        """Stop the button's spinner at once, whatever the press starts.
+
+        A press Telegram delivers twice (or too late) cannot be answered again; that is
+        cosmetic, so it is only logged.
+        """
+        try:
+            await query.answer()
+        except BadRequest as exc:
+            log.info("callback query not answered: %s", exc.message)
 
     async def _run(self, msg: Inbound, lang: str | None) -> None:
         outbox = self.outbox_for(msg.chat_id, normalize_lang(lang))

@@ -347,7 +347,8 @@ class TelegramOutbox:
             live = self._live[ref] = _Live(formatted=formatted)
         if live.done:
             return
-        self._keep_typing()
+        if formatted:
+            self._keep_typing()  # the agent is still answering
         if not final:
             if not text.strip():
                 return
@@ -369,7 +370,8 @@ class TelegramOutbox:
         text = text if text.strip() else live.text
         if text.strip():
             await self._show(live, text, final=True)
-        self._stop_typing()
+        if formatted:
+            self._stop_typing()
 
     async def _flush(self, live: _Live) -> None:
         """Send the latest pending text as soon as the chat's pace allows, merging the rest."""
@@ -396,7 +398,7 @@ class TelegramOutbox:
                 last = index == len(pieces) - 1
                 buttons = live.buttons if final and last else ()
                 if index < len(live.message_ids):
-                    if live.shown[index] == body and not (final and last):
+                    if live.shown[index] == body and not buttons:
                         continue
                     if final:
                         delay = self._pacer.reserve()
