@@ -443,8 +443,31 @@ class NemoApi:
                         await self._renew(creds)
                         continue
                     raise error
-                async for event in self._events(response, deadline):
+                # Read inline (not through a nested generator): one hop per event.
+                parser = StreamParser()
+                chunks = response.aiter_bytes()
+                while True:
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError as exc:
+                        raise StreamTimeout(
+                            f"chat: still running after {config.chat_timeout:g}s"
+                        ) from exc
+                    except httpx.TimeoutException as exc:
+                        raise StreamBroken(
+                            f"chat: nothing received for {config.chat_read_timeout:g}s"
+                        ) from exc
+                    except httpx.HTTPError as exc:
+                        raise StreamBroken(f"chat: stream broke ({type(exc).__name__})") from exc
+                    for event in parser.feed(chunk):
+                        yield event
+                for event in parser.close():
                     yield event
+                if not parser.crashed and not parser.turn_complete:
+                    yield TurnComplete()
                 return
             finally:
                 await response.aclose()
@@ -471,35 +494,6 @@ class NemoApi:
             content_type = response.headers.get("content-type", "")
             return ProtocolError(f"chat: expected an event stream, got {content_type!r}")
         return error
-
-    async def _events(self, response: httpx.Response, deadline: float) -> AsyncIterator[ChatEvent]:
-        config = self.client.config
-        parser = StreamParser()
-        chunks = response.aiter_bytes()
-        count = 0
-        while True:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    chunk = await anext(chunks)
-            except StopAsyncIteration:
-                break
-            except TimeoutError as exc:
-                raise StreamTimeout(f"chat: still running after {config.chat_timeout:g}s") from exc
-            except httpx.TimeoutException as exc:
-                raise StreamBroken(
-                    f"chat: nothing received for {config.chat_read_timeout:g}s"
-                ) from exc
-            except httpx.HTTPError as exc:
-                raise StreamBroken(f"chat: stream broke ({type(exc).__name__})") from exc
-            for event in parser.feed(chunk):
-                count += 1
-                yield event
-        for event in parser.close():
-            count += 1
-            yield event
-        if not parser.crashed and not parser.turn_complete:
-            yield TurnComplete()
-        log.debug("chat stream closed", extra={"events": count})
 
     # --- recovery ------------------------------------------------------------------------
 

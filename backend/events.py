@@ -110,18 +110,24 @@ _TEXT_MIDDLE = re.compile(
     r'|,"nodeInfo":\{"path":"[^"\\]*"\}'
     r")*"
 )
-_TEXT_END = re.compile(r',"id":"[^"\\]*","timestamp":[-+.eE0-9]+\}')
+_TEXT_PREFIX = '{"content":{"parts":[{"text":"'
+_TEXT_START = len(_TEXT_PREFIX)
+_TEXT_CLOSE = '"}],"role":"model"}'
 _ID_KEY = ',"id":"'
+_TIMESTAMP_KEY = '","timestamp":'
 _HEARTBEAT = '{"type":"heartbeat"}'
 
 
 class EventDecoder:
     """Decodes one event's `data` into typed events, remembering partial text."""
 
-    __slots__ = ("_middle", "_middle_flags", "_shown", "crashed", "turn_complete")
+    __slots__ = ("_middle", "_middle_flags", "_shown", "_shown_len", "crashed", "turn_complete")
 
     def __init__(self) -> None:
-        self._shown = ""  # text of the current partial run already given out
+        # Text of the current partial run already given out, kept in pieces (joined lazily)
+        # so a long reply of many chunks costs linear time.
+        self._shown: list[str] = []
+        self._shown_len = 0
         self._middle = ""  # the last text chunk's checked middle part, and its flags
         self._middle_flags = (False, False)
         self.crashed = False
@@ -131,7 +137,7 @@ class EventDecoder:
         """Events for one SSE `data` payload (possibly several joined lines)."""
         if not data or data.isspace() or data == _HEARTBEAT:
             return [_KEEPALIVE]
-        if data.startswith('{"content":{"parts":[{"text":"'):
+        if data.startswith(_TEXT_PREFIX):
             fast = self._fast_text(data)
             if fast is not None:
                 return fast
@@ -186,7 +192,7 @@ class EventDecoder:
             if new:
                 out.append(TextDelta(new))
         elif not partial and parts:
-            self._shown = ""
+            self._forget()
         out.extend(calls)
         actions = obj.get("actions")
         if isinstance(actions, dict):
@@ -204,13 +210,35 @@ class EventDecoder:
 
     def _fast_text(self, data: str) -> list[ChatEvent] | None:
         """A plain text chunk without a full JSON parse; None when unsure."""
-        head = _TEXT_HEAD.match(data)
-        if head is None:
+        # The text: up to the first quote when it holds no escape, else by the regex.
+        close = data.find('"', _TEXT_START)
+        if close < 0:
             return None
-        tail = data.rfind(_ID_KEY)
-        if tail < head.end() or _TEXT_END.fullmatch(data, tail) is None:
+        if data.find("\\", _TEXT_START, close) < 0:
+            if not data.startswith(_TEXT_CLOSE, close):
+                return None
+            text = data[_TEXT_START:close]
+            middle_start = close + len(_TEXT_CLOSE)
+        else:
+            head = _TEXT_HEAD.match(data)
+            if head is None:
+                return None
+            text = json.loads(f'"{head[1]}"')
+            middle_start = head.end()
+        # The end: `,"id":"<plain>","timestamp":<digits[.digits]>}`.
+        tail = data.rfind(_ID_KEY, middle_start)
+        if tail < 0:
             return None
-        middle = data[head.end() : tail]
+        id_end = data.find('"', tail + len(_ID_KEY))
+        if (
+            id_end < 0
+            or data.find("\\", tail, id_end) >= 0
+            or not data.startswith(_TIMESTAMP_KEY, id_end)
+            or data[-1] != "}"
+            or not data[id_end + len(_TIMESTAMP_KEY) : -1].replace(".", "", 1).isdigit()
+        ):
+            return None
+        middle = data[middle_start:tail]
         if middle == self._middle:
             partial, complete = self._middle_flags
         else:
@@ -219,13 +247,8 @@ class EventDecoder:
                 return None
             partial, complete = checked["partial"] == "true", checked["complete"] == "true"
             self._middle, self._middle_flags = middle, (partial, complete)
-        text = head[1]
-        if "\\" in text:
-            text = json.loads(f'"{text}"')
-        out: list[ChatEvent] = []
         new = self._merge(text, partial)
-        if new:
-            out.append(TextDelta(new))
+        out: list[ChatEvent] = [TextDelta(new)] if new else []
         if complete and not self.turn_complete:
             self.turn_complete = True
             out.append(_TURN_COMPLETE)
@@ -233,22 +256,35 @@ class EventDecoder:
 
     def _merge(self, text: str, partial: bool) -> str:
         """The part of `text` not yet shown, for delta or cumulative chunks and final repeats."""
-        shown = self._shown
         if partial:
-            if shown and text.startswith(shown) and len(text) > len(shown):
-                self._shown = text  # cumulative chunk
-                return text[len(shown) :]
-            self._shown = shown + text
+            if self._shown_len and len(text) > self._shown_len:
+                shown = self._joined()
+                if text.startswith(shown):  # a cumulative chunk: the whole text so far
+                    self._shown, self._shown_len = [text], len(text)
+                    return text[len(shown) :]
+            self._shown.append(text)
+            self._shown_len += len(text)
             return text
         # A final (non-partial) event: often the whole text again.
-        self._shown = ""
-        if not shown:
+        if not self._shown_len:
+            self._forget()
             return text
+        shown = self._joined()
+        self._forget()
         if text.startswith(shown):
             return text[len(shown) :]
         if shown.startswith(text) or shown.endswith(text):
             return ""
         return text
+
+    def _joined(self) -> str:
+        if len(self._shown) != 1:
+            self._shown = ["".join(self._shown)]
+        return self._shown[0]
+
+    def _forget(self) -> None:
+        self._shown = []
+        self._shown_len = 0
 
     # --- older and gateway shapes ------------------------------------------------------
 
@@ -366,18 +402,17 @@ class StreamParser:
     def _lines_to_events(self, lines: list[str]) -> list[ChatEvent]:
         out: list[ChatEvent] = []
         data = self._data
+        decode = self._events.decode
         for line in lines:
             if not line:
                 if data:
-                    out.extend(self._dispatch())
-                continue
-            first = line[0]
-            if first == "d" and line.startswith("data:"):
-                value = line[5:]
-                data.append(value[1:] if value[:1] == " " else value)
-            elif first == ":":
+                    out.extend(decode(data[0] if len(data) == 1 else "\n".join(data)))
+                    data.clear()
+            elif line.startswith("data:"):
+                data.append(line[6:] if line.startswith("data: ") else line[5:])
+            elif line[0] == ":":
                 out.append(_KEEPALIVE)
-            elif first == "{":
+            elif line[0] == "{":
                 data.append(line)
             # event:, id:, retry: and unknown fields carry nothing we use.
         return out

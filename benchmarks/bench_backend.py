@@ -136,11 +136,12 @@ def our_chat(client: NemoClient) -> Callable[[], Awaitable[int]]:
     return run
 
 
-async def timed(fn: Callable[[], Awaitable[int]]) -> tuple[float, int]:
+async def timed(fn: Callable[[], Awaitable[int]]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process): the server runs in another process."""
     gc.collect()
-    started = time.perf_counter()
-    count = await fn()
-    return time.perf_counter() - started, count
+    wall, cpu = time.perf_counter(), time.process_time()
+    await fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 async def over_http(stream: bytes) -> dict[str, list[float]]:
@@ -151,7 +152,7 @@ async def over_http(stream: bytes) -> dict[str, list[float]]:
         [sys.executable, "-c", SERVER, str(port), tmp.name, str(BLOCK)]
     )
     base = f"http://127.0.0.1:{port}"
-    times: dict[str, list[float]] = {"bare": [], "ours": []}
+    times: dict[str, list[float]] = {"bare": [], "ours": [], "bare cpu": [], "ours cpu": []}
     try:
         await wait_up(f"{base}/run_sse")
         config = ClientConfig(base_url=base, chat_timeout=600, chat_read_timeout=60)
@@ -166,8 +167,9 @@ async def over_http(stream: bytes) -> dict[str, list[float]]:
             await ours()  # warm both paths and the connection pool
             for _ in range(ROUNDS):
                 for name, fn in (("bare", bare), ("ours", ours)):
-                    seconds, _ = await timed(fn)
-                    times[name].append(seconds)
+                    wall, cpu = await timed(fn)
+                    times[name].append(wall)
+                    times[f"{name} cpu"].append(cpu)
     finally:
         server.terminate()
         server.wait(10)
@@ -208,9 +210,9 @@ def in_memory(stream: bytes) -> dict[str, list[float]]:
     for _ in range(ROUNDS):
         for name, fn in runs.items():
             gc.collect()
-            started = time.perf_counter()
+            started = time.process_time()
             fn()
-            times[name].append(time.perf_counter() - started)
+            times[name].append(time.process_time() - started)
     return times
 
 
@@ -242,29 +244,35 @@ def main() -> int:
     def rate(seconds: list[float]) -> float:
         return events / statistics.median(seconds)
 
-    http_ratio = statistics.median(http_times["ours"]) / statistics.median(http_times["bare"])
-    mem_ratio = statistics.median(mem_times["ours"]) / statistics.median(mem_times["bare"])
-    json_ratio = statistics.median(mem_times["ours"]) / statistics.median(mem_times["bare+json"])
-    verdict = "met" if http_ratio <= 1.5 else "NOT met"
+    def ratio(times: dict[str, list[float]], ours: str, base: str) -> float:
+        return statistics.median(times[ours]) / statistics.median(times[base])
+
+    cpu_ratio = ratio(http_times, "ours cpu", "bare cpu")
+    wall_ratio = ratio(http_times, "ours", "bare")
+    verdict = "met" if cpu_ratio <= 1.5 else "NOT met"
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = f"""
-Measured {now} on {platform.platform()}, {cpu_name()}, Python {platform.python_version()},
-httpx {httpx.__version__}. Stream: {events:,} SSE events ({len(stream) / 1e6:.1f} MB) built
-from the ADK capture's events (partial text chunks, a tool call and response every 40 chunks,
-keep-alives in all three shapes), served in {BLOCK // 1024} KB writes by an aiohttp process on
-127.0.0.1. Median of {ROUNDS} interleaved rounds.
+Measured {now} on {platform.platform()}, {cpu_name()} ({os.cpu_count()} cores, shared),
+Python {platform.python_version()}, httpx {httpx.__version__}. Stream: {events:,} SSE events
+({len(stream) / 1e6:.1f} MB) built from the ADK capture's events (partial text chunks, a tool
+call and response every 40 chunks, keep-alives in all three shapes), served in
+{BLOCK // 1024} KB writes by an aiohttp process on 127.0.0.1. Median of {ROUNDS} interleaved
+rounds. "CPU" rates count the reading process's CPU time only (the server is another
+process), which other load on the machine barely moves; wall-clock rates swing with it.
 
-| path | events/s | × bare httpx-sse |
-|---|---:|---:|
-| over HTTP: httpx-sse alone (`aiter_sse`, events only counted) | {rate(http_times["bare"]):,.0f} | 1.00 |
-| over HTTP: `NemoApi.chat` (typed events) | {rate(http_times["ours"]):,.0f} | {http_ratio:.2f} |
-| in memory: httpx-sse decoders alone | {rate(mem_times["bare"]):,.0f} | 1.00 |
-| in memory: httpx-sse decoders + `json.loads` | {rate(mem_times["bare+json"]):,.0f} | {statistics.median(mem_times["bare+json"]) / statistics.median(mem_times["bare"]):.2f} |
-| in memory: `StreamParser` (typed events) | {rate(mem_times["ours"]):,.0f} | {mem_ratio:.2f} |
+| path | events/s (CPU) | × bare | events/s (wall) | × bare |
+|---|---:|---:|---:|---:|
+| over HTTP: httpx-sse alone (`aiter_sse`, events only counted) | {rate(http_times["bare cpu"]):,.0f} | 1.00 | {rate(http_times["bare"]):,.0f} | 1.00 |
+| over HTTP: `NemoApi.chat` (typed events) | {rate(http_times["ours cpu"]):,.0f} | {cpu_ratio:.2f} | {rate(http_times["ours"]):,.0f} | {wall_ratio:.2f} |
+| in memory: httpx-sse decoders alone | {rate(mem_times["bare"]):,.0f} | 1.00 | | |
+| in memory: httpx-sse decoders + `json.loads` per event | {rate(mem_times["bare+json"]):,.0f} | {ratio(mem_times, "bare+json", "bare"):.2f} | | |
+| in memory: `StreamParser` (typed events) | {rate(mem_times["ours"]):,.0f} | {ratio(mem_times, "ours", "bare"):.2f} | | |
 
-Target (our layer ≤ 1.5× bare httpx-sse over HTTP): **{verdict}** ({http_ratio:.2f}×).
-In memory, without the transport, our parser costs {json_ratio:.2f}× what httpx-sse plus a
-bare `json.loads` per event costs: nearly all of our extra work is parsing the JSON.
+Target (our layer ≤ 1.5× bare httpx-sse over HTTP, CPU time): **{verdict}**
+({cpu_ratio:.2f}×; wall clock {wall_ratio:.2f}×). A plain `json.loads` of each ADK event
+alone costs {ratio(mem_times, "bare+json", "bare"):.1f}× the bare decoders, so the target is
+reached by reading ADK text chunks (nearly every event of a turn) without a full JSON parse;
+every other event, and any text chunk not shaped exactly like ADK's, takes `json.loads`.
 """
     write_section(body)
     print(body.strip())

@@ -31,7 +31,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="start the built-in API simulator and use it (no internet, no account)",
     )
-    p.add_argument("--chat-id", type=int, default=1, help="the chat this terminal is (default 1)")
+    p.add_argument(
+        "--chat-id",
+        type=int,
+        default=0,
+        help="the chat this terminal is, in the store (default 0, which no Telegram chat uses)",
+    )
     p.add_argument("--lang", help="your language, e.g. en or zh (default: from the locale)")
     p.add_argument("--download-dir", type=Path, help="where exported videos are saved")
     p.add_argument(
@@ -62,6 +67,8 @@ async def run_chat(args: argparse.Namespace, settings: Settings) -> int:
     if args.offline:
         from backend.sim import SimConfig, Simulator
 
+        # A reply cut short by Ctrl-C is not a simulator error worth a traceback.
+        logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
         sim = Simulator(SimConfig(render_seconds=OFFLINE_RENDER_S))
         url = await sim.start()
         overrides |= {

@@ -17,7 +17,7 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -210,10 +210,15 @@ class Conversation:
             log.exception("unhandled error ref=%s", ref, extra={"chat_id": msg.chat_id})
             await _safe_send(out, SendText(t("err_unknown", _fallback_lang(msg), ref=ref)))
 
-    async def resume_pending(self, outbox_for: Callable[[int], Outbox]) -> None:
-        """Queue every export that was in flight when the bot last stopped; returns at once,
-        the exports are delivered in the background (see `wait_idle`)."""
+    async def resume_pending(
+        self, outbox_for: Callable[[int], Outbox], *, only: Collection[int] | None = None
+    ) -> None:
+        """Queue every export that was in flight when the bot last stopped (of the chats in
+        `only`, if given); returns at once, the exports are delivered in the background
+        (see `wait_idle`)."""
         for chat_id in await self._store.chats_with_pending():
+            if only is not None and chat_id not in only:
+                continue
             state = await self._store.load(chat_id)
             for pending in state.pending:
                 log.info(
@@ -352,7 +357,14 @@ class Conversation:
 
     async def _run_entry(self, chat_id: int, entry: _Entry, rt: _ChatRuntime) -> None:
         """One job with every failure turned into a reply; a /cancel ends it politely."""
-        state = await self._store.load(chat_id)
+        try:
+            state = await self._store.load(chat_id)
+        except Exception:
+            ref = _ref()
+            log.exception("chat state unavailable ref=%s", ref, extra={"chat_id": chat_id})
+            text = t("err_unknown", _fallback_lang(entry.msg), ref=ref)
+            await _safe_send(entry.out, SendText(text))
+            return
         lang = self._lang(state, entry.msg) if entry.msg else (entry.resume or _NO_PENDING).lang
         turn = _Turn(chat_id=chat_id, out=entry.out, lang=lang, state=state, rt=rt)
         try:
@@ -371,6 +383,15 @@ class Conversation:
                 await _safe_send(turn.out, SendText(t("stopped", turn.lang)))
         except Exception as exc:
             await self._reply_error(turn, exc)
+
+    async def _reply_error(self, turn: _Turn, exc: BaseException) -> None:
+        """Answer a failure; even a failure while answering ends in a logged apology."""
+        try:
+            await self._explain_error(turn, exc)
+        except Exception:
+            ref = _ref()
+            log.exception("error reply failed ref=%s", ref, extra={"chat_id": turn.chat_id})
+            await _safe_send(turn.out, SendText(t("err_unknown", turn.lang, ref=ref)))
 
     # --- control messages ----------------------------------------------------------------
 
@@ -473,7 +494,10 @@ class Conversation:
             await self._with_session(
                 turn, lambda: self._upload_files(turn, msg.attachments, bool(text)), retry=True
             )
-            if not text or cmd is not None:
+            if cmd is not None:
+                await self._command(turn, cmd[0], cmd[1])
+                return
+            if not text:
                 return
         await self._text(turn, text)
 
@@ -598,8 +622,12 @@ class Conversation:
             return False
         ref = _ref("setup")
         await turn.out.send(Progress(ref, t("setup", turn.lang)))
-        api = await self._api(turn)
-        session = await api.create_session(turn.lang)
+        try:
+            api = await self._api(turn)
+            session = await api.create_session(turn.lang)
+        except Exception:
+            await _safe_send(turn.out, Progress(ref, t("setup_failed", turn.lang), done=True))
+            raise
 
         def apply(s: ChatState) -> None:
             s.session_id = session.session_id
@@ -739,19 +767,19 @@ class Conversation:
                     await self._end_export(turn, render_id, "completed")
                     return
                 if job is not None and job.status is RenderStatus.FAILED:
-                    await turn.out.send(Progress(ref, "❌", done=True))
+                    await turn.out.send(Progress(ref, t("export_failed_line", lang), done=True))
                     await turn.out.send(SendText(_render_failed_text(job.error, lang)))
                     await self._end_export(turn, render_id, "failed")
                     return
                 if job is not None and job.status is RenderStatus.CANCELLED:
-                    await turn.out.send(Progress(ref, "⏹", done=True))
+                    await turn.out.send(Progress(ref, t("export_stopped_line", lang), done=True))
                     await turn.out.send(SendText(t("export_cancelled_remote", lang)))
                     await self._end_export(turn, render_id, "cancelled")
                     return
                 now = time.time()
                 if now >= deadline:
                     await self._cancel_render(api, turn, render_id)
-                    await turn.out.send(Progress(ref, "⌛", done=True))
+                    await turn.out.send(Progress(ref, t("export_timeout_line", lang), done=True))
                     minutes = max(1, round(self._settings.export_deadline_s / 60))
                     await turn.out.send(SendText(t("export_deadline", lang, minutes=minutes)))
                     await self._end_export(turn, render_id, "deadline")
@@ -768,7 +796,7 @@ class Conversation:
         except asyncio.CancelledError:
             if turn.rt.cancel_requested:
                 await self._cancel_render(api, turn, render_id)
-                await _safe_send(turn.out, Progress(ref, "⏹", done=True))
+                await _safe_send(turn.out, Progress(ref, t("export_stopped_line", lang), done=True))
                 await _safe_send(turn.out, SendText(t("export_cancelled", lang)))
                 turn.rt.cancel_reported = True
                 await self._end_export(turn, render_id, "cancelled")
@@ -1045,7 +1073,7 @@ class Conversation:
 
     # --- errors --------------------------------------------------------------------------
 
-    async def _reply_error(self, turn: _Turn, exc: BaseException) -> None:
+    async def _explain_error(self, turn: _Turn, exc: BaseException) -> None:
         """Each backend error as its own friendly, translated reply; anything else as an
         apology with a reference that is also in the log."""
         lang = turn.lang
@@ -1198,7 +1226,7 @@ class _Quiet:
 
     async def show(self, text: str) -> None:
         self.shown = True
-        await self.out.send(Progress(self.ref, text))
+        await _safe_send(self.out, Progress(self.ref, text))
 
     async def finish(self) -> None:
         if self.shown:

@@ -15,7 +15,9 @@ import mimetypes
 import os
 import re
 import shlex
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -280,7 +282,7 @@ class TerminalChat:
         *,
         stdin: TextIO,
         interactive: bool,
-        chat_id: int = 1,
+        chat_id: int = 0,
         language_code: str | None = None,
     ) -> None:
         self.conversation = conversation
@@ -325,7 +327,7 @@ class TerminalChat:
 
     async def run(self) -> int:
         """Until end of input; then wait for every job (exports included) to finish."""
-        await self.conversation.resume_pending(lambda _chat_id: self.outbox)
+        await self.conversation.resume_pending(lambda _chat: self.outbox, only={self.chat_id})
         if self.interactive:
             await self._interactive()
         else:
@@ -334,10 +336,8 @@ class TerminalChat:
         return 0
 
     async def _plain(self) -> None:
-        while True:
-            line = await asyncio.to_thread(self.stdin.readline)
-            if not line:
-                return
+        lines = _LineReader(self.stdin.readline)
+        while (line := await lines.next()) is not None:
             msg = self.message(line)
             if msg is not None:
                 await self.conversation.handle(msg, self.outbox)
@@ -347,19 +347,16 @@ class TerminalChat:
             import readline  # noqa: F401  (line editing and history for input())
         self.outbox._message(t("term_banner", self._lang))
         spinner = asyncio.create_task(self._spin())
+        lines = _LineReader(lambda: _prompt("› "))
         try:
-            while True:
-                try:
-                    line = await asyncio.to_thread(input, "› ")
-                except EOFError:
-                    self.outbox._write("\n")
-                    break
+            while (line := await lines.next()) is not None:
                 msg = self.message(line)
                 if msg is None:
                     continue
                 task = asyncio.create_task(self.conversation.handle(msg, self.outbox))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+            self.outbox._write("\n")
             if self._tasks:
                 await asyncio.wait(set(self._tasks))
         finally:
@@ -369,6 +366,43 @@ class TerminalChat:
         for frame in itertools.count():
             self.outbox.tick(frame)
             await asyncio.sleep(0.12)
+
+
+def _prompt(prompt: str) -> str:
+    """One line from the user with line editing; "" at end of input."""
+    try:
+        return input(prompt) + "\n"
+    except EOFError:
+        return ""
+
+
+class _LineReader:
+    """Reads lines on a daemon thread, so a blocked read never keeps the process alive
+    (Ctrl-C exits at once) and the event loop keeps streaming replies meanwhile."""
+
+    def __init__(self, read: Callable[[], str]) -> None:
+        self._read = read
+        self._loop = asyncio.get_running_loop()
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self._wanted = threading.Semaphore(0)
+        threading.Thread(target=self._pump, name="terminal-input", daemon=True).start()
+
+    def _pump(self) -> None:
+        while True:
+            self._wanted.acquire()
+            try:
+                line = self._read()
+            except (OSError, ValueError):
+                line = ""
+            done = not line
+            self._loop.call_soon_threadsafe(self._lines.put_nowait, None if done else line)
+            if done:
+                return
+
+    async def next(self) -> str | None:
+        """The next line, or None at end of input."""
+        self._wanted.release()
+        return await self._lines.get()
 
 
 def is_tty(stream: TextIO) -> bool:

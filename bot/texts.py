@@ -17,6 +17,7 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     # --- first contact and help ---------------------------------------------------------
     "setup": ("⚙️ Setting things up…", "⚙️ 正在准备…"),
     "ready": ("✅ Ready!", "✅ 准备好了！"),
+    "setup_failed": ("⚠️ Setting up did not finish.", "⚠️ 准备未能完成。"),
     "welcome": (
         "I make videos with you, just by chatting. Things to try:\n"
         "• Send a photo and say “animate this photo”\n"
@@ -102,6 +103,9 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "🎬 渲染中… {percent}%（{elapsed}）",
     ),
     "export_done": ("✅ Rendered in {elapsed}.", "✅ 渲染完成，用时 {elapsed}。"),
+    "export_failed_line": ("❌ Render failed", "❌ 渲染失败"),
+    "export_stopped_line": ("⏹ Render stopped", "⏹ 渲染已停止"),
+    "export_timeout_line": ("⌛ Render took too long", "⌛ 渲染超时"),
     "export_caption": ("Here's your video 🎉", "你的视频做好了 🎉"),
     "export_deadline": (
         "⌛ The render took longer than {minutes} min, so I stopped it on the server. "

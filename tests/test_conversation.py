@@ -283,3 +283,11 @@ async def test_replies_never_leak_tokens_or_json(make_harness: HarnessFactory, l
         assert token not in text and "nmv_" not in text
         assert '{"' not in text and "Traceback" not in text
     assert all(isinstance(op, SendText | Stream | Progress) or op for op in h.out.ops)
+
+
+async def test_attachment_with_a_command_caption(make_harness: HarnessFactory) -> None:
+    h = await make_harness()
+    await h.say("/start")
+    texts = await h.say("/export", files=(FileStub("sky.png", "image/png", png_bytes()),))
+    assert texts[0].startswith("📥 Got 1 file:\n• sky.png: image")
+    assert texts[1].startswith("There's nothing to export yet")

@@ -212,6 +212,16 @@ async def test_backend_errors_and_outage(make_harness: HarnessFactory) -> None:
     await h.sim.stop()
     texts = await h.say("/status", lang="zh")
     assert texts == ["📡 暂时连不上视频服务，请过几分钟再试。"]
+    # First contact while the service is down: the set-up line is closed, then explained.
+    mark = len(h.out.ops)
+    texts = await h.say("hello there my friend", chat_id=99)
+    assert [(p.text, p.done) for p in h.out.progress(mark)] == [
+        ("⚙️ Setting things up…", False),
+        ("⚠️ Setting up did not finish.", True),
+    ]
+    assert texts == [
+        "📡 The video service can't be reached right now. Please try again in a few minutes."
+    ]
 
 
 async def test_broken_stream_is_not_resent_and_state_reported(make_harness: HarnessFactory) -> None:

@@ -150,7 +150,7 @@ async def test_export_past_the_deadline_is_cancelled_server_side(
         "Please try /export again later."
     ]
     assert len(h.sim.requests_to("/cancel")) == 1
-    assert [p.text for p in h.out.progress(mark)][-1] == "⌛"
+    assert [p.text for p in h.out.progress(mark)][-1] == "⌛ Render took too long"
     assert (await h.state()).pending == []
 
 

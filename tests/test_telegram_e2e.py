@@ -115,7 +115,7 @@ async def test_oversized_and_unsupported_files_are_refused(make_bot: HarnessFact
 def slow_stream() -> SimConfig:
     """An agent that talks slowly enough for a user to act in the middle of its answer."""
     config = quick_sim()
-    config.chunk_delay_s = 0.25
+    config.chunk_delay_s = 0.12
     config.chunk_words = 1
     return config
 
@@ -149,7 +149,7 @@ async def test_flood_during_streaming_still_delivers_the_whole_answer(
     api.send_text(calm, ANIMATE)
     expected = (await animated_reply(bot, calm, mark_calm)).text
 
-    api.rate_limit(flooded.id, min_interval_s=2.5, retry_after=2)
+    api.rate_limit(flooded.id, min_interval_s=1.5, retry_after=1)
     mark = len(api.sent(flooded.id))
     api.send_text(flooded, ANIMATE)
     reply = await animated_reply(bot, flooded, mark)

@@ -161,6 +161,7 @@ async def _run_process(api: FakeBotApi, sim_url: str, *extra: str) -> asyncio.su
         "NEMO_API_BASE": sim_url,
         "REDIS_URL": "",
         "LOG_LEVEL": "WARNING",
+        "WEBHOOK_LISTEN": "127.0.0.1",
     }
     env.pop("NEMO_TOKEN", None)
     return await asyncio.create_subprocess_exec(

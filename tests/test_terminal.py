@@ -222,12 +222,19 @@ async def test_end_of_input_waits_for_a_resumed_export(
     job = await api.start_export(state.session_id or "", state.last_draft or {})
     state.pending.append(PendingExport(render_id=job.id, started_at=time.time(), lang="en"))
     await redis_store.save(state)
+    other = await redis_store.load(777)
+    other.pending.append(PendingExport(render_id="render_of_a_telegram_chat", started_at=1.0))
+    await redis_store.save(other)
 
     fresh = await make_harness(sim=h.sim)
     buffer = io.StringIO()
     box = TerminalOutbox(out=buffer, http=fresh.app.http, download_dir=tmp_path / "dl")
-    chat = TerminalChat(fresh.conv, box, stdin=io.StringIO(""), interactive=False)
+    chat = TerminalChat(
+        fresh.conv, box, stdin=io.StringIO(""), interactive=False, chat_id=h.chat_id
+    )
     assert await asyncio.wait_for(chat.run(), 20) == 0
     assert len(box.saved) == 1 and box.saved[0].read_bytes() == sample_mp4()
     assert f"🎬 Video saved: {box.saved[0]}" in buffer.getvalue()
     assert (await redis_store.load(h.chat_id)).pending == []
+    # Exports of other chats sharing the store are not the terminal's to deliver.
+    assert await redis_store.chats_with_pending() == [777]

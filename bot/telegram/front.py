@@ -86,10 +86,10 @@ class TelegramConfig:
             allowed_user_ids=frozenset(settings.allowed_user_ids),
             allowed_chat_ids=frozenset(settings.allowed_chat_ids),
             admin_user_ids=frozenset(settings.admin_user_ids),
-            download_limit_bytes=int(min(settings.telegram_max_download_mb, 20) * MB),
+            download_limit_bytes=int(settings.telegram_max_download_mb * MB),
             media_group_wait_s=settings.media_group_wait_s,
             render=RenderConfig(
-                upload_video_bytes=int(min(settings.telegram_max_upload_mb, 50) * MB),
+                upload_video_bytes=int(settings.telegram_max_upload_mb * MB),
                 allow_private_downloads=settings.allow_private_downloads,
             ),
         )

@@ -87,11 +87,15 @@ class _Pacer:
         self.flood_until = 0.0
 
     def reserve(self) -> float:
-        """Book the chat's next edit slot; returns how long to wait for it."""
-        now = time.monotonic()
-        slot = max(self.last_edit + self.interval, self.flood_until, now)
+        """Book the chat's next edit slot; returns when it comes (monotonic time)."""
+        slot = max(self.last_edit + self.interval, self.flood_until, time.monotonic())
         self.last_edit = slot
-        return slot - now
+        return slot
+
+    def release(self, slot: float, previous: float) -> None:
+        """Give back a booked slot nobody used, if no later one was booked after it."""
+        if self.last_edit == slot:
+            self.last_edit = previous
 
     def touched(self) -> None:
         self.last_edit = max(self.last_edit, time.monotonic())
@@ -376,9 +380,14 @@ class TelegramOutbox:
     async def _flush(self, live: _Live) -> None:
         """Send the latest pending text as soon as the chat's pace allows, merging the rest."""
         while live.pending is not None:
-            delay = self._pacer.reserve()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            previous = self._pacer.last_edit
+            slot = self._pacer.reserve()
+            try:
+                await asyncio.sleep(max(0.0, slot - time.monotonic()))
+            except asyncio.CancelledError:
+                # The final text is here: it takes this slot instead of waiting for the next.
+                self._pacer.release(slot, previous)
+                raise
             if live.pending is None:
                 return
             text, live.pending = live.pending, None
@@ -401,9 +410,8 @@ class TelegramOutbox:
                     if live.shown[index] == body and not buttons:
                         continue
                     if final:
-                        delay = self._pacer.reserve()
-                        if delay > 0:
-                            await asyncio.sleep(delay)
+                        slot = self._pacer.reserve()
+                        await asyncio.sleep(max(0.0, slot - time.monotonic()))
                     await self._edit_html_or_plain(
                         live.message_ids[index], body, plain, is_html, buttons, must
                     )
