@@ -396,11 +396,13 @@ class NemoApi:
     # --- chat ----------------------------------------------------------------------------
 
     def chat(self, session_id: str, text: str) -> AsyncIterator[ChatEvent]:
-        """The agent's answer as typed events; ends after TurnComplete or AgentCrash.
+        """The agent's answer as typed events.
 
-        Never re-sends the message once the agent may have received it: a broken stream
-        raises StreamBroken (or StreamTimeout). The only retry is after a token expiry
-        reported before the stream started, when the agent never saw the message.
+        TurnComplete comes once (when the agent says so, or at a clean close) unless the
+        agent crashed, in which case AgentCrash is the last event. Never re-sends the
+        message once the agent may have received it: a broken stream raises StreamBroken
+        (or StreamTimeout). The only retry is after a token expiry reported before the
+        stream started, when the agent never saw the message.
         """
         return self._chat(session_id, text)
 

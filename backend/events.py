@@ -95,8 +95,8 @@ def _as_dict(value: Any) -> dict[str, Any]:
 # The commonest event by far is a text chunk exactly as ADK serialises it. It is read
 # without building the whole JSON object: the text part, then whitelisted keys with harmless
 # values, then the id and timestamp. Anything else (an error code, a state delta, a thought,
-# another key order…) fails a match and takes the full JSON path, so the shortcut never
-# changes a result. Consecutive chunks share their middle part, so it is checked once.
+# another key order…) fails a check and takes the full JSON path, so for any valid event the
+# result is the full parse's. Consecutive chunks share their middle part: checked once.
 _TEXT_HEAD = re.compile(
     r'\{"content":\{"parts":\[\{"text":"([^"\\]*(?:\\.[^"\\]*)*)"\}\],"role":"model"\}'
 )
@@ -113,8 +113,10 @@ _TEXT_MIDDLE = re.compile(
 _TEXT_PREFIX = '{"content":{"parts":[{"text":"'
 _TEXT_START = len(_TEXT_PREFIX)
 _TEXT_CLOSE = '"}],"role":"model"}'
+_TEXT_CLOSE_LEN = len(_TEXT_CLOSE)
 _ID_KEY = ',"id":"'
 _TIMESTAMP_KEY = '","timestamp":'
+_TIMESTAMP_KEY_LEN = len(_TIMESTAMP_KEY)
 _HEARTBEAT = '{"type":"heartbeat"}'
 
 
@@ -135,12 +137,19 @@ class EventDecoder:
 
     def decode(self, data: str) -> list[ChatEvent]:
         """Events for one SSE `data` payload (possibly several joined lines)."""
+        out: list[ChatEvent] = []
+        self.decode_into(data, out)
+        return out
+
+    def decode_into(self, data: str, out: list[ChatEvent]) -> None:
+        """`decode`, appending to `out` (the stream parser's hot path)."""
+        if data.startswith(_TEXT_PREFIX) and self._fast_text(data, out):
+            return
+        out.extend(self._slow(data))
+
+    def _slow(self, data: str) -> list[ChatEvent]:
         if not data or data.isspace() or data == _HEARTBEAT:
             return [_KEEPALIVE]
-        if data.startswith(_TEXT_PREFIX):
-            fast = self._fast_text(data)
-            if fast is not None:
-                return fast
         try:
             obj = json.loads(data)
         except ValueError:
@@ -208,51 +217,61 @@ class EventDecoder:
             out.append(_TURN_COMPLETE)
         return out
 
-    def _fast_text(self, data: str) -> list[ChatEvent] | None:
-        """A plain text chunk without a full JSON parse; None when unsure."""
+    def _fast_text(self, data: str, out: list[ChatEvent]) -> bool:
+        """Read a plain ADK text chunk without a full JSON parse; False when unsure."""
         # The text: up to the first quote when it holds no escape, else by the regex.
         close = data.find('"', _TEXT_START)
         if close < 0:
-            return None
+            return False
         if data.find("\\", _TEXT_START, close) < 0:
             if not data.startswith(_TEXT_CLOSE, close):
-                return None
+                return False
             text = data[_TEXT_START:close]
-            middle_start = close + len(_TEXT_CLOSE)
+            middle_start = close + _TEXT_CLOSE_LEN
         else:
             head = _TEXT_HEAD.match(data)
             if head is None:
-                return None
+                return False
             text = json.loads(f'"{head[1]}"')
             middle_start = head.end()
-        # The end: `,"id":"<plain>","timestamp":<digits[.digits]>}`.
-        tail = data.rfind(_ID_KEY, middle_start)
-        if tail < 0:
-            return None
-        id_end = data.find('"', tail + len(_ID_KEY))
-        if (
-            id_end < 0
-            or data.find("\\", tail, id_end) >= 0
-            or not data.startswith(_TIMESTAMP_KEY, id_end)
-            or data[-1] != "}"
-            or not data[id_end + len(_TIMESTAMP_KEY) : -1].replace(".", "", 1).isdigit()
-        ):
-            return None
-        middle = data[middle_start:tail]
-        if middle == self._middle:
+        # The middle (whitelisted keys), checked once and then compared, up to the id.
+        known = self._middle
+        if known and data.startswith(known, middle_start):
+            id_start = middle_start + len(known)
             partial, complete = self._middle_flags
         else:
-            checked = _TEXT_MIDDLE.fullmatch(middle)
+            tail = data.rfind(_ID_KEY, middle_start)
+            if tail < 0:
+                return False
+            checked = _TEXT_MIDDLE.fullmatch(data, middle_start, tail)
             if checked is None:
-                return None
+                return False
             partial, complete = checked["partial"] == "true", checked["complete"] == "true"
-            self._middle, self._middle_flags = middle, (partial, complete)
-        new = self._merge(text, partial)
-        out: list[ChatEvent] = [TextDelta(new)] if new else []
+            self._middle = data[middle_start:tail] + _ID_KEY
+            self._middle_flags = (partial, complete)
+            id_start = tail + len(_ID_KEY)
+        # The end: `<plain id>","timestamp":<digits[.digits]>}`.
+        id_end = data.find('"', id_start)
+        if (
+            id_end < 0
+            or data.find("\\", id_start, id_end) >= 0
+            or not data.startswith(_TIMESTAMP_KEY, id_end)
+            or data[-1] != "}"
+            or not _plain_number(data[id_end + _TIMESTAMP_KEY_LEN : -1])
+        ):
+            return False
+        if partial and text and (not self._shown_len or len(text) <= self._shown_len):
+            self._shown.append(text)  # the usual delta chunk
+            self._shown_len += len(text)
+            out.append(TextDelta(text))
+        else:
+            new = self._merge(text, partial)
+            if new:
+                out.append(TextDelta(new))
         if complete and not self.turn_complete:
             self.turn_complete = True
             out.append(_TURN_COMPLETE)
-        return out
+        return True
 
     def _merge(self, text: str, partial: bool) -> str:
         """The part of `text` not yet shown, for delta or cumulative chunks and final repeats."""
@@ -341,6 +360,11 @@ class EventDecoder:
         return AgentCrash(message[:_MAX_CRASH])
 
 
+def _plain_number(text: str) -> bool:
+    digits = text.replace(".", "", 1)
+    return digits.isdigit() and digits.isascii()
+
+
 def _error_message(obj: Mapping[str, Any]) -> str:
     error = obj.get("error")
     if isinstance(error, str):
@@ -402,14 +426,16 @@ class StreamParser:
     def _lines_to_events(self, lines: list[str]) -> list[ChatEvent]:
         out: list[ChatEvent] = []
         data = self._data
-        decode = self._events.decode
+        decode_into = self._events.decode_into
         for line in lines:
             if not line:
                 if data:
-                    out.extend(decode(data[0] if len(data) == 1 else "\n".join(data)))
+                    decode_into(data[0] if len(data) == 1 else "\n".join(data), out)
                     data.clear()
+            elif line.startswith("data: "):
+                data.append(line[6:])
             elif line.startswith("data:"):
-                data.append(line[6:] if line.startswith("data: ") else line[5:])
+                data.append(line[5:])
             elif line[0] == ":":
                 out.append(_KEEPALIVE)
             elif line[0] == "{":

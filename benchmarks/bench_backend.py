@@ -227,7 +227,7 @@ def cpu_name() -> str:
 
 def write_section(body: str) -> None:
     old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    section = "## backend\n\n" + body.rstrip() + "\n"
+    section = "## backend\n\n" + body.strip() + "\n"
     pattern = re.compile(r"^## backend\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
     if pattern.search(old):
         new = pattern.sub(lambda _: section + "\n", old, count=1).rstrip() + "\n"
@@ -251,6 +251,21 @@ def main() -> int:
     wall_ratio = ratio(http_times, "ours", "bare")
     verdict = "met" if cpu_ratio <= 1.5 else "NOT met"
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    h, m = http_times, mem_times
+    rows = [
+        "| path | events/s (CPU) | × bare | events/s (wall) | × bare |",
+        "|---|---:|---:|---:|---:|",
+        f"| over HTTP: httpx-sse alone (`aiter_sse`, events only counted) "
+        f"| {rate(h['bare cpu']):,.0f} | 1.00 | {rate(h['bare']):,.0f} | 1.00 |",
+        f"| over HTTP: `NemoApi.chat` (typed events) | {rate(h['ours cpu']):,.0f} "
+        f"| {cpu_ratio:.2f} | {rate(h['ours']):,.0f} | {wall_ratio:.2f} |",
+        f"| in memory: httpx-sse decoders alone | {rate(m['bare']):,.0f} | 1.00 | | |",
+        f"| in memory: httpx-sse decoders + `json.loads` per event "
+        f"| {rate(m['bare+json']):,.0f} | {ratio(m, 'bare+json', 'bare'):.2f} | | |",
+        f"| in memory: `StreamParser` (typed events) | {rate(m['ours']):,.0f} "
+        f"| {ratio(m, 'ours', 'bare'):.2f} | | |",
+    ]
+    table = "\n".join(rows)
     body = f"""
 Measured {now} on {platform.platform()}, {cpu_name()} ({os.cpu_count()} cores, shared),
 Python {platform.python_version()}, httpx {httpx.__version__}. Stream: {events:,} SSE events
@@ -260,13 +275,7 @@ call and response every 40 chunks, keep-alives in all three shapes), served in
 rounds. "CPU" rates count the reading process's CPU time only (the server is another
 process), which other load on the machine barely moves; wall-clock rates swing with it.
 
-| path | events/s (CPU) | × bare | events/s (wall) | × bare |
-|---|---:|---:|---:|---:|
-| over HTTP: httpx-sse alone (`aiter_sse`, events only counted) | {rate(http_times["bare cpu"]):,.0f} | 1.00 | {rate(http_times["bare"]):,.0f} | 1.00 |
-| over HTTP: `NemoApi.chat` (typed events) | {rate(http_times["ours cpu"]):,.0f} | {cpu_ratio:.2f} | {rate(http_times["ours"]):,.0f} | {wall_ratio:.2f} |
-| in memory: httpx-sse decoders alone | {rate(mem_times["bare"]):,.0f} | 1.00 | | |
-| in memory: httpx-sse decoders + `json.loads` per event | {rate(mem_times["bare+json"]):,.0f} | {ratio(mem_times, "bare+json", "bare"):.2f} | | |
-| in memory: `StreamParser` (typed events) | {rate(mem_times["ours"]):,.0f} | {ratio(mem_times, "ours", "bare"):.2f} | | |
+{table}
 
 Target (our layer ≤ 1.5× bare httpx-sse over HTTP, CPU time): **{verdict}**
 ({cpu_ratio:.2f}×; wall clock {wall_ratio:.2f}×). A plain `json.loads` of each ADK event

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from redis.asyncio import Redis  # noqa: E402
 
 from bot.app import build_app  # noqa: E402
+from bot.conversation import MAX_QUEUED  # noqa: E402
 from bot.io import Inbound, Outbound, SendText, Stream  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.store import ChatStore, MemoryChatStore, RedisChatStore  # noqa: E402
@@ -39,7 +40,7 @@ RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 ROUNDS = 300
 CHAT_ROUNDS = 60
 CHATS = 200
-FLOOD = 50
+FLOOD = MAX_QUEUED + 1  # one running, the rest queued
 
 SIM = r"""
 import asyncio, sys
@@ -193,7 +194,7 @@ def write(results: list[dict[str, Any]]) -> None:
             f"| {r['label']} | {c_raw[0]:.2f} / {c_raw[1]:.2f} | {c_ours[0]:.2f} / {c_ours[1]:.2f}"
             f" | {t_raw[0]:.2f} / {t_raw[1]:.2f} | {t_ours[0]:.2f} / {t_ours[1]:.2f} |"
         )
-    lines += ["", "| store | chats at once: messages/s | one chat, 50 messages at once |"]
+    lines += ["", f"| store | chats at once: messages/s | one chat, {FLOOD} messages at once |"]
     lines += ["|---|---:|---|"]
     for r in results:
         verdict = "all answered at once, run in order" if r["flood_ok"] else "ORDER BROKEN"

@@ -91,6 +91,9 @@ log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 _CONTROL_COMMANDS = frozenset({"cancel", "credits", "status", "help", "lang"})
 _CHAT_ACTION_EVERY_S = 4.5
+# Messages one chat may have waiting behind its running job; more are refused, not lost
+# silently, so a flood cannot grow memory without bound.
+MAX_QUEUED = 20
 _CANCEL_WAIT_S = 15.0
 
 
@@ -113,6 +116,12 @@ class _Entry:
     msg: Inbound | None = None
     resume: PendingExport | None = None
     done: asyncio.Future[None] | None = None
+    # Set once the message may run (deduplicated, the user told it waits); `dropped` when
+    # it turned out not to run at all.
+    admitted: asyncio.Event = field(default_factory=asyncio.Event)
+    dropped: bool = False
+    busy_with: _Entry | None = None
+    ahead: int = 0
 
 
 @dataclass
@@ -138,10 +147,6 @@ class _Turn:
     state: ChatState
     rt: _ChatRuntime
     api: NemoApi | None = None
-
-
-class _Restarted(Exception):
-    """The session was replaced; the action may be retried once in the new one."""
 
 
 class Conversation:
@@ -186,29 +191,42 @@ class Conversation:
         return decision.intent in (Intent.CREDITS, Intent.STATUS)
 
     async def handle(self, msg: Inbound, out: Outbox) -> None:
-        """Answer one message; returns when its work is done. Never raises."""
+        """Answer one message; returns when its work is done. Never raises.
+
+        A job's place in its chat's queue is taken before the first `await`, so messages
+        run in the order `handle` was called, whatever the store's latency."""
         if self._closing:
             log.info("shutting down, message not taken", extra={"chat_id": msg.chat_id})
             return
+        entry: _Entry | None = None
         try:
-            if msg.update_id is not None and not await self._store.first_seen(msg.update_id):
-                log.info("duplicate update ignored", extra={"update_id": msg.update_id})
-                return
             if msg.callback_data is not None and button_action(msg.callback_data) is None:
                 log.info("unknown button ignored", extra={"chat_id": msg.chat_id})
                 return
-            if self._runs_now(msg):
+            control = self._runs_now(msg)
+            nothing = not msg.text.strip() and not msg.attachments and msg.callback_data is None
+            if not control and nothing:
+                return
+            if not control:
+                entry = self._reserve(msg, out)
+            if msg.update_id is not None and not await self._store.first_seen(msg.update_id):
+                log.info("duplicate update ignored", extra={"update_id": msg.update_id})
+                return
+            if entry is None:
                 await self._run_control(msg, out)
                 return
-            if not msg.text.strip() and not msg.attachments and msg.callback_data is None:
-                return
-            await self._enqueue(msg, out)
+            await self._admit(entry)
+            entry = None
         except asyncio.CancelledError:
             raise
         except Exception:
             ref = _ref()
             log.exception("unhandled error ref=%s", ref, extra={"chat_id": msg.chat_id})
             await _safe_send(out, SendText(t("err_unknown", _fallback_lang(msg), ref=ref)))
+        finally:
+            if entry is not None:  # never admitted: let the queue move on without it
+                entry.dropped = True
+                entry.admitted.set()
 
     async def resume_pending(
         self, outbox_for: Callable[[int], Outbox], *, only: Collection[int] | None = None
@@ -226,6 +244,7 @@ class Conversation:
                     extra={"chat_id": chat_id, "render_id": pending.render_id},
                 )
                 entry = _Entry(out=outbox_for(chat_id), label="job_resume", resume=pending)
+                entry.admitted.set()
                 self._submit(chat_id, entry)
 
     async def wait_idle(self) -> None:
@@ -259,7 +278,8 @@ class Conversation:
             rt = self._chats[chat_id] = _ChatRuntime()
         return rt
 
-    async def _enqueue(self, msg: Inbound, out: Outbox) -> None:
+    def _reserve(self, msg: Inbound, out: Outbox) -> _Entry:
+        """Take the message's place in its chat's queue (synchronously: order is kept)."""
         rt = self._runtime(msg.chat_id)
         label, text = _label_of(msg)
         entry = _Entry(
@@ -269,13 +289,29 @@ class Conversation:
             msg=msg,
             done=asyncio.get_running_loop().create_future(),
         )
-        busy_with = rt.current_entry or (rt.queue[0] if rt.queue else None)
-        if rt.worker is not None and busy_with is not None:
+        if rt.worker is not None:
+            entry.busy_with = rt.current_entry or next((e for e in rt.queue if not e.dropped), None)
+            waiting = sum(1 for e in rt.queue if not e.dropped)
+            # With nothing running yet, the head of the queue is the job about to run.
+            entry.ahead = waiting - 1 if rt.current_entry is None and waiting else waiting
+        self._submit(msg.chat_id, entry)
+        return entry
+
+    async def _admit(self, entry: _Entry) -> None:
+        """Tell the user at once when the message has to wait, then let it run in turn."""
+        msg = entry.msg
+        assert msg is not None and entry.done is not None
+        if entry.busy_with is not None:
             state = await self._store.load(msg.chat_id)
             lang = self._lang(state, msg)
-            await out.send(SendText(t("busy", lang, job=_job_text(busy_with, lang))))
-        self._submit(msg.chat_id, entry)
-        assert entry.done is not None
+            if entry.ahead >= MAX_QUEUED:
+                entry.dropped = True
+                entry.admitted.set()
+                await entry.out.send(SendText(t("queue_full", lang, count=entry.ahead)))
+                return
+            job = _job_text(entry.busy_with, lang)
+            await entry.out.send(SendText(t("busy", lang, job=job)))
+        entry.admitted.set()
         await asyncio.shield(entry.done)
 
     def _submit(self, chat_id: int, entry: _Entry) -> None:
@@ -291,7 +327,12 @@ class Conversation:
             renewer = asyncio.create_task(self._renew_lock(chat_id))
             try:
                 while rt.queue:
-                    entry = rt.queue.popleft()
+                    entry = rt.queue[0]
+                    await entry.admitted.wait()
+                    rt.queue.popleft()
+                    if entry.dropped:
+                        _finish(entry)
+                        continue
                     rt.current_entry = entry
                     rt.cancel_requested = False
                     rt.cancel_reported = False
@@ -435,7 +476,12 @@ class Conversation:
             return
         state = await self._store.load(turn.chat_id)
         if not state.pending:
-            await turn.out.send(SendText(t("nothing_to_cancel", turn.lang)))
+            probe = f"{self._owner}:probe"
+            if await self._store.try_lock(turn.chat_id, probe, 1.0):
+                await self._store.unlock(turn.chat_id, probe)
+                await turn.out.send(SendText(t("nothing_to_cancel", turn.lang)))
+            else:  # another replica holds the chat's job; it cannot be reached from here
+                await turn.out.send(SendText(t("cancel_elsewhere", turn.lang)))
             return
         # Exports followed by another process (or left by a crash): stop them server-side.
         api = await self._api(turn)

@@ -252,6 +252,9 @@ def parse_upload(arg: str) -> tuple[list[Path], str, list[str]]:
     missing: list[str] = []
     rest_from = len(words)
     for i, word in enumerate(words):
+        if word.startswith(("http://", "https://")):
+            rest_from = i
+            break
         path = Path(word).expanduser()
         if path.is_file():
             files.append(path)

@@ -66,6 +66,10 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "⏳ Still working on {job}. Your message is queued and comes next; /cancel to stop.",
         "⏳ 还在处理{job}。你的消息已排队，稍后处理；发送 /cancel 可停止。",
     ),
+    "queue_full": (
+        "✋ {count} messages are already waiting. Please send this again once I've caught up.",
+        "✋ 已有 {count} 条消息在排队。请等我处理完后再发一次。",
+    ),
     "job_chat": ("your message “{snippet}”", "你的消息“{snippet}”"),
     "job_export": ("the export", "导出"),
     "job_upload": ("your files", "你的文件"),
@@ -78,6 +82,10 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "export_cancelled": (
         "⏹ Export cancelled; the render was stopped on the server.",
         "⏹ 已取消导出，服务器上的渲染也已停止。",
+    ),
+    "cancel_elsewhere": (
+        "⏳ I'm in the middle of a step that can't be stopped from here; it ends shortly.",
+        "⏳ 我正在处理的这一步无法从这里停止，很快就会结束。",
     ),
     "nothing_to_cancel": ("Nothing is running right now.", "目前没有正在进行的任务。"),
     # --- direct actions -----------------------------------------------------------------

@@ -19,6 +19,7 @@ from backend import (
     ExportBlocked,
     FileTooLarge,
     KeepAlive,
+    MissingClientId,
     ModelError,
     NemoApi,
     NemoClient,
@@ -429,3 +430,23 @@ async def test_render_never_finishes(sim: Simulator, client: NemoClient) -> None
     job = await api.start_export(session.session_id, (await api.state(session.session_id)).draft)
     stuck = await wait_render(api, job.id, seconds=1.2)
     assert stuck.status is RenderStatus.PROCESSING and stuck.progress == 90.0
+
+
+async def test_missing_client_id_from_the_server(sim: Simulator, client: NemoClient) -> None:
+    with pytest.raises(MissingClientId) as info:
+        await client.send(
+            "POST", "/api/auth/anonymous-token", endpoint="anonymous-token", token=None
+        )
+    assert info.value.status == 400
+
+
+async def test_stream_closed_early_looks_like_a_finished_turn(
+    sim: Simulator, client: NemoClient
+) -> None:
+    """ADK has no done marker: a clean close is the end of a turn, whatever came before."""
+    api = await new_api(client)
+    session = await api.create_session("en")
+    sim.set_fault("stream_cut", session.session_id, after=1, mode="eof")
+    events = await chat(api, session.session_id, "make a video of a bird")
+    assert events[-1] == TurnComplete()
+    assert len(sim.requests_to("/run_sse")) == 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +22,7 @@ from backend import (
     ToolResult,
     TurnComplete,
 )
-from tests.backend_fixtures import capture_streams
+from tests.backend_fixtures import capture_bytes, capture_streams
 
 STREAMS = capture_streams()
 EXPECTED: dict[str, list[ChatEvent]] = {
@@ -188,7 +190,7 @@ def test_older_typed_events() -> None:
     ]
 
 
-def test_unknown_and_malformed_lines_are_skipped(caplog: object) -> None:
+def test_unknown_and_malformed_lines_are_skipped(caplog: pytest.LogCaptureFixture) -> None:
     body = (
         b'data: {"weird": 1}\n\n'
         b"data: {not json at all\n\n"
@@ -196,7 +198,9 @@ def test_unknown_and_malformed_lines_are_skipped(caplog: object) -> None:
         b'data: {"type":"mystery"}\n\n'
         b"event: something\nid: 3\nretry: 10\n\n" + adk("still fine")
     )
-    assert parse(body) == [TextDelta("still fine")]
+    with caplog.at_level(logging.WARNING, logger="backend.events"):
+        assert parse(body) == [TextDelta("still fine")]
+    assert len([r for r in caplog.records if "skipped" in r.getMessage()]) == 4
 
 
 def test_crash_line_that_is_not_json() -> None:
@@ -236,3 +240,95 @@ def test_decoder_is_usable_alone() -> None:
     assert not decoder.crashed
     assert decoder.decode('{"error":"x"}') == [AgentCrash("x")]
     assert decoder.crashed
+
+
+# --- the text-chunk shortcut gives exactly what the full JSON parse gives ------------------
+
+ADK_TAIL = {
+    "invocationId": "e-20ef2ae9",
+    "author": "nemo_agent",
+    "actions": {
+        "stateDelta": {},
+        "artifactDelta": {},
+        "requestedAuthConfigs": {},
+        "requestedToolConfirmations": {},
+    },
+    "nodeInfo": {"path": ""},
+    "id": "32ae26bb-5000-4f51-b80d-f5d6a8d61335",
+    "timestamp": 1795317649.7710102,
+}
+
+
+def full_parse(datas: list[str]) -> list[ChatEvent]:
+    """The reference: every event through json.loads and the general ADK reader."""
+    decoder = EventDecoder()
+    out: list[ChatEvent] = []
+    for data in datas:
+        out.extend(decoder._slow(data))
+    return out
+
+
+def shortcut(datas: list[str]) -> list[ChatEvent]:
+    decoder = EventDecoder()
+    out: list[ChatEvent] = []
+    for data in datas:
+        decoder.decode_into(data, out)
+    return out
+
+
+event_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12
+) | st.sampled_from(['say "hi"', "back\\slash", "", "你好", '"}],"role":"model"}'])
+extra_keys = st.dictionaries(
+    st.sampled_from(["partial", "turnComplete", "errorCode", "branch", "thought", "type"]),
+    st.booleans() | st.sampled_from(["x", "SAFETY"]),
+    max_size=2,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(event_text, st.booleans(), extra_keys, st.booleans(), st.booleans()),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_shortcut_matches_full_parse(
+    specs: list[tuple[str, bool, dict[str, object], bool, bool]],
+) -> None:
+    datas = []
+    for text, partial, extra, ascii_only, shuffled in specs:
+        event: dict[str, object] = {"content": {"parts": [{"text": text}], "role": "model"}}
+        if partial:
+            event["partial"] = True
+        event.update(extra)
+        event.update(ADK_TAIL)
+        if shuffled:
+            event = dict(reversed(list(event.items())))
+        datas.append(json.dumps(event, separators=(",", ":"), ensure_ascii=ascii_only))
+    assert shortcut(datas) == full_parse(datas)
+
+
+def test_shortcut_is_taken_for_the_capture_and_refuses_lookalikes() -> None:
+    first = STREAMS["add title"].split(b"\n")[0][6:].decode()
+    decoder = EventDecoder()
+    out: list[ChatEvent] = []
+    assert decoder._fast_text(first, out) and out == [TextDelta("Working on ")]
+    for bad in (
+        first.replace('"timestamp":1795317649.7710102', '"timestamp":"x"'),
+        first.replace('"nodeInfo":{"path":""}', '"nodeInfo":{"path":"","x":{}}'),
+        first.replace('"author":"nemo_agent"', '"errorCode":"E","author":"nemo_agent"'),
+        first[:-1],
+    ):
+        assert not EventDecoder()._fast_text(bad, [])
+
+
+def test_whole_capture_file_byte_for_byte() -> None:
+    """The file as recorded, header lines included (they are not SSE fields: ignored)."""
+    raw = capture_bytes()
+    expected = EXPECTED["add title"] + EXPECTED["llmerr"] + EXPECTED["boom"]
+    assert parse(raw) == expected
+    for cut in range(len(raw) + 1):
+        assert parse(raw[:cut], raw[cut:]) == expected, cut
+    assert parse(raw.replace(b"\n", b"\r\n")) == expected

@@ -302,3 +302,19 @@ def test_non_finite_and_huge_numbers() -> None:
     }
     assert summarize_draft(odd) == "Timeline (1 track): 1. Track: 2 clips"
     assert describe_changes({"m": {"width": 10**400}}, odd) is not None
+
+
+def test_backend_imports_nothing_from_the_application() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, backend; "
+        "bad = sorted(m for m in sys.modules "
+        "if m.split('.')[0] in {'bot', 'router', 'telegram', 'redis'}); "
+        "print(','.join(bad))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert found == ""

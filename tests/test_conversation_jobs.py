@@ -248,3 +248,23 @@ async def test_pending_export_of_another_process_is_cancelled_by_cancel(
         other.out.texts()
     )
     assert not other.out.videos()
+
+
+async def test_a_flooded_chat_refuses_beyond_its_queue(make_harness: HarnessFactory) -> None:
+    from bot.conversation import MAX_QUEUED
+
+    h = await make_harness()
+    await h.say("/start")
+    h.sim.set_fault("quiet_stream", seconds=1.0, every=0.2)
+    tasks = [h.later("make a 3 second video of a cat")]
+    await h.out.wait_for(lambda op: isinstance(op, Progress | Stream))
+    mark = len(h.out.ops)
+    for i in range(MAX_QUEUED + 1):
+        tasks.append(h.later(f'add a title "N{i}"'))
+        await asyncio.sleep(0)
+    await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    texts = h.out.texts(mark)
+    assert len([t for t in texts if t.startswith("⏳ Still working on")]) == MAX_QUEUED
+    assert f"✋ {MAX_QUEUED} messages are already waiting." in "\n".join(texts)
+    titles = [t for t in texts if "Added the title" in t]
+    assert [f'"N{i}"' in t for i, t in enumerate(titles)] == [True] * MAX_QUEUED, titles

@@ -142,6 +142,8 @@ async def test_two_replicas_take_turns_on_one_chat(make_harness: HarnessFactory)
     busy = await b.out.wait_for(lambda op: "Still working on" in getattr(op, "text", ""), 1.5)
     assert time.monotonic() - started < 1.5
     assert getattr(busy, "text", "").startswith("⏳ Still working on your previous request.")
+    # /cancel reaching B cannot stop A's stream, and says so rather than "nothing runs".
+    b_cancel = await b.say("/cancel")
     first_b = await b.out.wait_for(lambda op: isinstance(op, Stream), 20)
     # When B's answer starts, A's turn is already over.
     assert [s for s in a.out.streams() if s.final], "B started before A finished"
@@ -151,4 +153,7 @@ async def test_two_replicas_take_turns_on_one_chat(make_harness: HarnessFactory)
     assert "Generated a 5s clip" in a_final.text
     assert 'Added the title "Beacon"' in b_final.text
     assert isinstance(first_b, Stream) and first_b.ref == b_final.ref
+    assert b_cancel == [
+        "⏳ I'm in the middle of a step that can't be stopped from here; it ends shortly."
+    ]
     assert len(a.sim.requests_to("/run_sse")) == 2

@@ -142,12 +142,15 @@ def test_unreachable_api_says_so_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_upload_missing_file_and_usage(tmp_path: Path) -> None:
+def test_upload_missing_file_usage_and_url(tmp_path: Path) -> None:
     result = run_chat(["/upload nope.png", "/upload"], tmp_path, "--offline")
     assert result.returncode == 0, result.stderr
     assert "No such file: nope.png" in result.stdout
     assert "Usage: /upload PATH [PATH…] [message]" in result.stdout
     assert "Setting things up" not in result.stdout, "nothing was sent to the agent"
+    result = run_chat(["/upload https://example.test/clip.mp4"], tmp_path, "--offline")
+    assert result.returncode == 0, result.stderr
+    assert "📥 Got 1 file:\n• clip.mp4: video" in result.stdout
 
 
 def test_parse_upload(tmp_path: Path) -> None:
@@ -159,6 +162,8 @@ def test_parse_upload(tmp_path: Path) -> None:
     assert files == [a, b] and text == "animate it please" and missing == []
     files, text, missing = parse_upload(f"{tmp_path}/gone.jpg {a}")
     assert files == [a] and missing == [f"{tmp_path}/gone.jpg"] and text == ""
+    files, text, missing = parse_upload("https://example.test/v.mp4")
+    assert files == [] and missing == [] and text == "https://example.test/v.mp4"
 
 
 def test_terminal_language() -> None:
