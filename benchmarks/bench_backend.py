@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import datetime as dt
 import gc
 import json
 import os
-import platform
-import re
 import socket
 import statistics
 import subprocess
@@ -34,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from httpx_sse import aconnect_sse  # noqa: E402
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder  # noqa: E402
+from results import machine, now, write_section  # noqa: E402
 
 from backend import ClientConfig, Credentials, NemoClient, StreamParser  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 CAPTURE = ROOT / "tests" / "data" / "adk-sse-capture.txt"
 EVENTS = 60_000
 ROUNDS = 7
@@ -216,26 +213,6 @@ def in_memory(stream: bytes) -> dict[str, list[float]]:
     return times
 
 
-def cpu_name() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        return platform.processor() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else platform.processor() or "unknown"
-
-
-def write_section(body: str) -> None:
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    section = "## backend\n\n" + body.strip() + "\n"
-    pattern = re.compile(r"^## backend\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: section + "\n", old, count=1).rstrip() + "\n"
-    else:
-        new = old.rstrip() + "\n\n" + section
-    RESULTS.write_text(new, encoding="utf-8")
-
-
 def main() -> int:
     stream, events = build_stream(EVENTS)
     http_times = asyncio.run(over_http(stream))
@@ -250,7 +227,6 @@ def main() -> int:
     cpu_ratio = ratio(http_times, "ours cpu", "bare cpu")
     wall_ratio = ratio(http_times, "ours", "bare")
     verdict = "met" if cpu_ratio <= 1.5 else "NOT met"
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     h, m = http_times, mem_times
     rows = [
         "| path | events/s (CPU) | × bare | events/s (wall) | × bare |",
@@ -267,8 +243,8 @@ def main() -> int:
     ]
     table = "\n".join(rows)
     body = f"""
-Measured {now} on {platform.platform()}, {cpu_name()} ({os.cpu_count()} cores, shared),
-Python {platform.python_version()}, httpx {httpx.__version__}. Stream: {events:,} SSE events
+Measured {now()} on {machine()} (shared),
+httpx {httpx.__version__}. Stream: {events:,} SSE events
 ({len(stream) / 1e6:.1f} MB) built from the ADK capture's events (partial text chunks, a tool
 call and response every 40 chunks, keep-alives in all three shapes), served in
 {BLOCK // 1024} KB writes by an aiohttp process on 127.0.0.1. Median of {ROUNDS} interleaved
@@ -283,9 +259,9 @@ alone costs {ratio(mem_times, "bare+json", "bare"):.1f}× the bare decoders, so 
 reached by reading ADK text chunks (nearly every event of a turn) without a full JSON parse;
 every other event, and any text chunk not shaped exactly like ADK's, takes `json.loads`.
 """
-    write_section(body)
+    write_section("backend", body)
     print(body.strip())
-    print(f"wrote the backend section of {RESULTS.relative_to(ROOT)}")
+    print("wrote the backend section of benchmarks/RESULTS.md")
     return 0
 
 

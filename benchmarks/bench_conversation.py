@@ -12,9 +12,7 @@ Run: python benchmarks/bench_conversation.py  (writes the `## conversation` sect
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-import platform
 import re
 import statistics
 import subprocess
@@ -28,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import Redis  # noqa: E402
+from results import machine, now, write_section  # noqa: E402
 
 from bot.app import build_app  # noqa: E402
 from bot.conversation import MAX_QUEUED  # noqa: E402
@@ -36,7 +35,6 @@ from bot.settings import load_settings  # noqa: E402
 from bot.store import ChatStore, MemoryChatStore, RedisChatStore  # noqa: E402
 from tests.redis_server import RedisProcess, answers  # noqa: E402
 
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 ROUNDS = 300
 CHAT_ROUNDS = 60
 CHATS = 200
@@ -176,11 +174,8 @@ def main() -> None:
 
 
 def write(results: list[dict[str, Any]]) -> None:
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        "## conversation",
-        "",
-        f"Measured {now} on {platform.platform()}, Python {platform.python_version()}.",
+        f"Measured {now()} on {machine()}.",
         "Simulator in its own process on 127.0.0.1 (no artificial delays). Median / p95 ms;",
         f"{ROUNDS} `/credits`, {CHAT_ROUNDS} agent turns (a title edit, streamed) per store.",
         "",
@@ -204,13 +199,7 @@ def write(results: list[dict[str, Any]]) -> None:
         )
     lines.append("")
     section = "\n".join(lines)
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(r"^## conversation\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
+    write_section("conversation", section)
     print(section)
 
 

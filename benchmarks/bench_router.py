@@ -5,10 +5,7 @@ Run: python benchmarks/bench_router.py   (writes the `## router` section of RESU
 
 from __future__ import annotations
 
-import datetime as dt
 import gc
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -19,11 +16,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from results import machine, now, write_section  # noqa: E402
+
 from router import Intent, classify  # noqa: E402
 
 LABELLED = ROOT / "tests" / "data" / "intents.tsv"
 SHARED_EVAL = ROOT.parent / "shared" / "eval"
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 
 # The seeds' routing table taken literally: a lower-case substring check.
 SEED_KEYWORDS: tuple[tuple[str, Intent], ...] = (
@@ -115,26 +113,6 @@ def labelled_scores(fn: Callable[[str], Intent], pairs: list[tuple[Intent, str]]
     return ", ".join(parts)
 
 
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else platform.processor() or "unknown"
-
-
-def write_section(body: str) -> None:
-    old = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    section = "## router\n\n" + body.rstrip() + "\n"
-    pattern = re.compile(r"^## router\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: section + "\n", old, count=1).rstrip() + "\n"
-    else:
-        new = old.rstrip() + "\n\n" + section
-    RESULTS.write_text(new, encoding="utf-8")
-
-
 def main() -> int:
     startup, startup_best = import_ms()
     pairs = load_labelled()
@@ -167,9 +145,7 @@ def main() -> int:
             f"| {100 * rate(router_intent, lines):.2f}% | {100 * rate(baseline, lines):.2f}% |"
         )
 
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.platform()}, {cpu_model()}, Python {platform.python_version()}"
-    body = f"""Measured {now} on {machine}
+    body = f"""Measured {now()} on {machine()}
 (one core, one thread). Texts: the labelled set ({len(pairs)} lines) plus every negative
 ({len(all_neg):,} lines), {len(texts):,} messages in all.
 
@@ -190,8 +166,8 @@ False direct-action rate (share of lines routed to export/credits/status/upload)
 {chr(10).join(rows)}
 """
     print(body)
-    write_section(body)
-    print(f"wrote the router section of {RESULTS.relative_to(ROOT)}")
+    write_section("router", body)
+    print("wrote the router section of benchmarks/RESULTS.md")
     return 0
 
 
