@@ -204,7 +204,6 @@ class NemoClient:
         all_headers = self.headers(token)
         if headers:
             all_headers.update(headers)
-        started = time.perf_counter()
         try:
             response = await self.http.request(
                 method,
@@ -218,11 +217,6 @@ class NemoClient:
             raise BackendUnavailable(f"{endpoint}: timed out ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
             raise BackendUnavailable(f"{endpoint}: {type(exc).__name__}") from exc
-        elapsed_ms = round((time.perf_counter() - started) * 1000)
-        log.debug(
-            "backend call",
-            extra={"endpoint": endpoint, "status": response.status_code, "ms": elapsed_ms},
-        )
         body, parsed = _parse_json(response.content)
         error = map_error(
             response.status_code,

@@ -8,6 +8,7 @@ with their own pieces.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import httpx
@@ -15,13 +16,50 @@ from redis.asyncio import Redis
 
 from backend import ClientConfig, NemoClient
 from bot.conversation import Conversation, upload_limits
-from bot.metrics import Metrics
+from bot.metrics import Metrics, endpoint_label
 from bot.settings import Settings
 from bot.store import ChatStore, MemoryChatStore, RedisChatStore
 
-__all__ = ["App", "build_app", "build_store", "client_config"]
+__all__ = ["App", "LoggedTransport", "build_app", "build_store", "client_config"]
 
 log = logging.getLogger(__name__)
+backend_log = logging.getLogger("bot.backend")
+
+
+class LoggedTransport(httpx.AsyncBaseTransport):
+    """One log line per backend request: endpoint (ids folded), status, duration and
+    outcome, including requests that never got an answer. URLs, headers and bodies are
+    never logged, so tokens cannot leak through here. Streams are timed to their headers."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        started = time.perf_counter()
+        endpoint = endpoint_label(request.method, request.url.path)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except Exception as exc:
+            _log_backend_call(endpoint, None, started, type(exc).__name__)
+            raise
+        status = response.status_code
+        _log_backend_call(endpoint, status, started, "ok" if status < 400 else str(status))
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _log_backend_call(endpoint: str, status: int | None, started: float, outcome: str) -> None:
+    backend_log.info(
+        "backend call",
+        extra={
+            "backend_call": endpoint,
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            "outcome": outcome,
+        },
+    )
 
 
 def client_config(settings: Settings, platform: str) -> ClientConfig:
@@ -83,9 +121,10 @@ def build_app(
     """Wire the whole graph from the settings; pass `store` to use one built elsewhere."""
     metrics = metrics or Metrics()
     config = client_config(settings, platform)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(config.request_timeout),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        transport=LoggedTransport(httpx.AsyncHTTPTransport(limits=limits)),
         event_hooks=metrics.httpx_hooks(),
     )
     client = NemoClient(http, config)

@@ -11,6 +11,7 @@ from aiohttp import web
 from bot.app import build_app, build_store
 from bot.health import Check, serve_health
 from bot.logs import configure
+from bot.looplag import LoopLagMonitor, register_lag_metrics
 from bot.settings import Settings, load_settings
 from bot.store import ChatStore
 from bot.telegram import ALLOWED_UPDATES, TelegramConfig, TelegramFront
@@ -58,8 +59,10 @@ def main(args: argparse.Namespace) -> int:
 
     app = build_app(settings, "telegram", store=_store(settings, token))
     health: list[web.AppRunner] = []
+    lag = LoopLagMonitor(*register_lag_metrics(app.metrics.registry))
 
     async def on_start() -> None:
+        lag.start()
         if settings.metrics_port is not None:
             checks: dict[str, Check] = {"redis": app.store.ping}
             runner = await serve_health(
@@ -71,6 +74,7 @@ def main(args: argparse.Namespace) -> int:
             health.append(runner)
 
     async def on_shutdown() -> None:
+        await lag.stop()
         for runner in health:
             await runner.cleanup()
         await app.aclose()

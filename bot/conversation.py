@@ -1,11 +1,13 @@
 """What the bot does with each message, whatever front end delivered it.
 
 The conversation joins the router, the backend client and the chat store. A front end
-calls `handle()` for every message as it arrives, concurrently (one task per message):
-jobs of one chat run one at a time (a lock in the store, so several replicas agree),
-later messages are answered at once and run afterwards in order, and control messages
-(/cancel, /credits, /status, /help, /lang, button presses) never wait behind a running
-job. Messages carrying an `update_id` are answered once, however often they arrive.
+calls `handle()` for every message as it arrives, concurrently (one task per message).
+Control messages (/cancel, /credits, /status, /help, /lang, button presses) are answered
+at once. Other messages go into the chat's inbox in the store, shared by every replica:
+the process holding the chat's lock runs them one at a time, in order, and a message that
+has to wait is answered at once. A process that dies leaves its lock to expire and its
+chats' messages and exports in the store, where a periodic sweep in every process finds
+them. Messages carrying an `update_id` are handled once, however often they arrive.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import socket
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +58,7 @@ from backend import (
     preflight,
     summarize_draft,
 )
+from bot.conversation_inbox import decode_item, encode_item
 from bot.conversation_text import (
     asks_for_export,
     command_of,
@@ -71,8 +75,10 @@ from bot.io import (
     Button,
     ChatAction,
     Inbound,
+    Outbound,
     Outbox,
     Progress,
+    ReaderFor,
     SendText,
     SendVideo,
     Stream,
@@ -108,7 +114,7 @@ def upload_limits(settings: Settings) -> UploadLimits:
 
 @dataclass
 class _Entry:
-    """A queued job: a message to handle, or a pending export to resume."""
+    """A job: a message to handle, or a pending export to resume."""
 
     out: Outbox
     label: str
@@ -116,25 +122,25 @@ class _Entry:
     msg: Inbound | None = None
     resume: PendingExport | None = None
     done: asyncio.Future[None] | None = None
-    # Set once the message may run (deduplicated, the user told it waits); `dropped` when
-    # it turned out not to run at all.
-    admitted: asyncio.Event = field(default_factory=asyncio.Event)
-    dropped: bool = False
-    busy_with: _Entry | None = None
-    ahead: int = 0
+    told: bool = False  # the user was told the message waits
+    owned: bool = False  # `out` was made for this job and is closed after it
 
 
 @dataclass
 class _ChatRuntime:
     """What this process knows about one chat's jobs."""
 
-    queue: deque[_Entry] = field(default_factory=deque)
+    # Messages handed in here and not yet run, by their inbox token: their `handle` call
+    # waits, and they are answered through its outbox.
+    waiters: dict[str, _Entry] = field(default_factory=dict)
+    admission: asyncio.Lock = field(default_factory=asyncio.Lock)
     worker: asyncio.Task[None] | None = None
     current: asyncio.Task[None] | None = None
     current_entry: _Entry | None = None
     cancel_requested: bool = False
     cancel_reported: bool = False
     state_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_out: Outbox | None = None
 
 
 @dataclass
@@ -160,6 +166,7 @@ class Conversation:
         *,
         metrics: Metrics | None = None,
         web_base: str = "https://nemovideo.com",
+        reader_for: ReaderFor | None = None,
     ) -> None:
         self._client = client
         self._store = store
@@ -168,9 +175,14 @@ class Conversation:
         self._web_base = web_base.rstrip("/")
         self._operator = settings.nemo_token is not None
         self._limits = upload_limits(settings)
-        self._owner = f"conv-{uuid.uuid4().hex[:12]}"
+        # Stored as the value of the chat locks it holds: tells operators which process.
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._chats: dict[int, _ChatRuntime] = {}
         self._closing = False
+        self._reader_for = reader_for
+        self._outbox_for: Callable[[int], Outbox] | None = None
+        self._only: frozenset[int] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     # --- the front end's entry points ----------------------------------------------------
 
@@ -191,61 +203,54 @@ class Conversation:
         return decision.intent in (Intent.CREDITS, Intent.STATUS)
 
     async def handle(self, msg: Inbound, out: Outbox) -> None:
-        """Answer one message; returns when its work is done. Never raises.
+        """Answer one message. Never raises.
 
-        A job's place in its chat's queue is taken before the first `await`, so messages
-        run in the order `handle` was called, whatever the store's latency."""
+        Returns when its work is done here, or when it waits in the chat's shared inbox
+        for the process that holds the chat (which answers it through its own front end).
+        Messages of one chat are queued in the order `handle` was called."""
         if self._closing:
             log.info("shutting down, message not taken", extra={"chat_id": msg.chat_id})
             return
-        entry: _Entry | None = None
         try:
             if msg.callback_data is not None and button_action(msg.callback_data) is None:
                 log.info("unknown button ignored", extra={"chat_id": msg.chat_id})
                 return
-            control = self._runs_now(msg)
-            nothing = not msg.text.strip() and not msg.attachments and msg.callback_data is None
-            if not control and nothing:
-                return
-            if not control:
-                entry = self._reserve(msg, out)
-            if msg.update_id is not None and not await self._store.first_seen(msg.update_id):
-                log.info("duplicate update ignored", extra={"update_id": msg.update_id})
-                return
-            if entry is None:
+            if self._runs_now(msg):
+                if await self._seen(msg):
+                    return
                 await self._run_control(msg, out)
                 return
-            await self._admit(entry)
-            entry = None
+            if not msg.text.strip() and not msg.attachments and msg.callback_data is None:
+                return
+            await self._queue(msg, out)
         except asyncio.CancelledError:
             raise
         except Exception:
             ref = _ref()
             log.exception("unhandled error ref=%s", ref, extra={"chat_id": msg.chat_id})
             await _safe_send(out, SendText(t("err_unknown", _fallback_lang(msg), ref=ref)))
-        finally:
-            if entry is not None:  # never admitted: let the queue move on without it
-                entry.dropped = True
-                entry.admitted.set()
 
     async def resume_pending(
-        self, outbox_for: Callable[[int], Outbox], *, only: Collection[int] | None = None
+        self,
+        outbox_for: Callable[[int], Outbox],
+        *,
+        only: Collection[int] | None = None,
+        reader_for: ReaderFor | None = None,
     ) -> None:
-        """Queue every export that was in flight when the bot last stopped (of the chats in
-        `only`, if given); returns at once, the exports are delivered in the background
-        (see `wait_idle`)."""
-        for chat_id in await self._store.chats_with_pending():
-            if only is not None and chat_id not in only:
-                continue
-            state = await self._store.load(chat_id)
-            for pending in state.pending:
-                log.info(
-                    "resuming export",
-                    extra={"chat_id": chat_id, "render_id": pending.render_id},
-                )
-                entry = _Entry(out=outbox_for(chat_id), label="job_resume", resume=pending)
-                entry.admitted.set()
-                self._submit(chat_id, entry)
+        """At start-up: take on the work left in the store (exports in flight, queued
+        messages) of chats no living process holds, and keep looking for such work every
+        SWEEP_INTERVAL_S, so a replica that dies has its chats picked up by the others.
+
+        `outbox_for` answers the messages and exports of chats whose front end call is
+        gone; `only` limits all this to some chats; `reader_for` rebuilds stored files.
+        Returns at once; the work runs in the background (see `wait_idle`)."""
+        self._outbox_for = outbox_for
+        self._only = frozenset(only) if only is not None else None
+        if reader_for is not None:
+            self._reader_for = reader_for
+        # A lock left by a dead process lapses within its TTL: wait that long for it here.
+        await self._sweep(patience=self._settings.lock_ttl_s + 0.5)
+        self._start_sweeper()
 
     async def wait_idle(self) -> None:
         """Wait until no job of any chat is queued or running in this process."""
@@ -256,8 +261,11 @@ class Conversation:
             await asyncio.wait(workers)
 
     async def aclose(self) -> None:
-        """Stop every job without cancelling renders: pending exports resume next start."""
+        """Stop every job without cancelling renders: pending exports and queued messages
+        stay in the store for the next process."""
         self._closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         workers = [rt.worker for rt in self._chats.values() if rt.worker is not None]
         for worker in workers:
             worker.cancel()
@@ -278,112 +286,229 @@ class Conversation:
             rt = self._chats[chat_id] = _ChatRuntime()
         return rt
 
-    def _reserve(self, msg: Inbound, out: Outbox) -> _Entry:
-        """Take the message's place in its chat's queue (synchronously: order is kept)."""
+    async def _seen(self, msg: Inbound) -> bool:
+        """True for an update already handled (Telegram re-sends after a failed delivery)."""
+        if msg.update_id is None or await self._store.first_seen(msg.update_id):
+            return False
+        log.info("duplicate update ignored", extra={"update_id": msg.update_id})
+        return True
+
+    async def _queue(self, msg: Inbound, out: Outbox) -> None:
+        """Put the message in the chat's shared inbox, tell the user when it has to wait,
+        and wait for it when this process runs it."""
         rt = self._runtime(msg.chat_id)
+        rt.last_out = out
+        self._start_sweeper()
         label, text = _label_of(msg)
-        entry = _Entry(
-            out=out,
-            label=label,
-            snippet=text,
-            msg=msg,
-            done=asyncio.get_running_loop().create_future(),
-        )
-        if rt.worker is not None:
-            entry.busy_with = rt.current_entry or next((e for e in rt.queue if not e.dropped), None)
-            waiting = sum(1 for e in rt.queue if not e.dropped)
-            # With nothing running yet, the head of the queue is the job about to run.
-            entry.ahead = waiting - 1 if rt.current_entry is None and waiting else waiting
-        self._submit(msg.chat_id, entry)
-        return entry
-
-    async def _admit(self, entry: _Entry) -> None:
-        """Tell the user at once when the message has to wait, then let it run in turn."""
-        msg = entry.msg
-        assert msg is not None and entry.done is not None
-        if entry.busy_with is not None:
-            state = await self._store.load(msg.chat_id)
-            lang = self._lang(state, msg)
-            if entry.ahead >= MAX_QUEUED:
-                entry.dropped = True
-                entry.admitted.set()
-                await entry.out.send(SendText(t("queue_full", lang, count=entry.ahead)))
+        token = uuid.uuid4().hex
+        entry = _Entry(out=out, label=label, snippet=text, msg=msg)
+        entry.done = asyncio.get_running_loop().create_future()
+        busy_with: _Entry | None = None
+        async with rt.admission:  # FIFO: the inbox gets a chat's messages in call order
+            if await self._seen(msg):
                 return
-            job = _job_text(entry.busy_with, lang)
-            await entry.out.send(SendText(t("busy", lang, job=job)))
-        entry.admitted.set()
-        await asyncio.shield(entry.done)
-
-    def _submit(self, chat_id: int, entry: _Entry) -> None:
-        rt = self._runtime(chat_id)
-        rt.queue.append(entry)
-        if rt.worker is None and not self._closing:
-            rt.worker = asyncio.create_task(self._work(chat_id, rt), name=f"chat-{chat_id}")
-
-    async def _work(self, chat_id: int, rt: _ChatRuntime) -> None:
-        """Run the chat's queued jobs one by one while holding the chat's lock."""
-        try:
-            await self._acquire(chat_id, rt)
-            renewer = asyncio.create_task(self._renew_lock(chat_id))
+            rt.waiters[token] = entry
             try:
-                while rt.queue:
-                    entry = rt.queue[0]
-                    await entry.admitted.wait()
-                    rt.queue.popleft()
-                    if entry.dropped:
-                        _finish(entry)
-                        continue
-                    rt.current_entry = entry
-                    rt.cancel_requested = False
-                    rt.cancel_reported = False
-                    task = asyncio.create_task(self._run_entry(chat_id, entry, rt))
-                    rt.current = task
-                    try:
-                        await asyncio.wait({task})
-                    except asyncio.CancelledError:
-                        task.cancel()
-                        await asyncio.wait({task})
-                        _finish(entry)
-                        raise
-                    finally:
-                        rt.current = None
-                        rt.current_entry = None
-                    _finish(entry)
-            finally:
-                renewer.cancel()
-                with contextlib.suppress(Exception):
-                    await self._store.unlock(chat_id, self._owner)
+                length = await self._store.enqueue(msg.chat_id, encode_item(token, msg), MAX_QUEUED)
+            except BaseException:
+                rt.waiters.pop(token, None)
+                raise
+            if length == 0:
+                rt.waiters.pop(token, None)
+            elif rt.worker is None:
+                rt.worker = self._spawn_worker(msg.chat_id, rt)
+            elif rt.current_entry not in (None, entry) or length > 1:
+                busy_with = rt.current_entry or _OTHER_JOB
+                entry.told = True
+        try:
+            if length == 0:
+                await self._tell(msg, out, "queue_full", count=MAX_QUEUED)
+                return
+            if busy_with is not None:
+                await self._tell(msg, out, "busy", busy_with=busy_with)
+            await asyncio.shield(entry.done)
+        finally:
+            rt.waiters.pop(token, None)
+
+    async def _tell(
+        self, msg: Inbound, out: Outbox, key: str, *, busy_with: _Entry | None = None, **kw: Any
+    ) -> None:
+        lang = self._lang(await self._store.load(msg.chat_id), msg)
+        if busy_with is not None:
+            kw["job"] = _job_text(busy_with, lang)
+        await _safe_send(out, SendText(t(key, lang, **kw)))
+
+    def _spawn_worker(
+        self, chat_id: int, rt: _ChatRuntime, patience: float = 0.0
+    ) -> asyncio.Task[None]:
+        return asyncio.create_task(self._work(chat_id, rt, patience), name=f"chat-{chat_id}")
+
+    def _start_sweeper(self) -> None:
+        if self._sweeper is None and not self._closing:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweep")
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.sweep_interval_s)
+            try:
+                await self._sweep()
+            except Exception as exc:
+                log.warning("sweep for orphaned work failed: %s", type(exc).__name__)
+
+    async def _sweep(self, patience: float = 0.0) -> None:
+        """Start a worker for each chat with work in the store and none here; it runs the
+        work only if it gets the chat's lock (a living holder keeps it)."""
+        for chat_id in await self._store.chats_with_work():
+            if self._only is not None and chat_id not in self._only:
+                continue
+            rt = self._runtime(chat_id)
+            if rt.worker is None and not self._closing:
+                rt.worker = self._spawn_worker(chat_id, rt, patience)
+
+    async def _work(self, chat_id: int, rt: _ChatRuntime, patience: float) -> None:
+        """Hold the chat's lock while its work lasts; without the lock, leave the chat's
+        messages to the holder."""
+        try:
+            if not await self._lock(chat_id, patience):
+                await self._hand_over(chat_id, rt)
+                return
+            while True:
+                await self._drain(chat_id, rt)
+                # A message queued while the lock was being released is not left behind.
+                if self._closing or not await self._store.queue_length(chat_id):
+                    return
+                if not await self._store.try_lock(chat_id, self._owner, self._settings.lock_ttl_s):
+                    await self._hand_over(chat_id, rt)
+                    return
         except asyncio.CancelledError:
-            for entry in rt.queue:
-                _finish(entry)
-            rt.queue.clear()
+            _release(rt)
             raise
         except Exception:
             ref = _ref()
             log.exception("chat worker failed ref=%s", ref, extra={"chat_id": chat_id})
-            for entry in rt.queue:
-                lang = _fallback_lang(entry.msg)
-                await _safe_send(entry.out, SendText(t("err_unknown", lang, ref=ref)))
-                _finish(entry)
-            rt.queue.clear()
+            for entry in _release(rt):
+                await _safe_send(
+                    entry.out, SendText(t("err_unknown", _fallback_lang(entry.msg), ref=ref))
+                )
         finally:
             rt.worker = None
-            if rt.queue and not self._closing:
-                rt.worker = asyncio.create_task(self._work(chat_id, rt), name=f"chat-{chat_id}")
+            if not self._closing and any(e.done and not e.done.done() for e in rt.waiters.values()):
+                rt.worker = self._spawn_worker(chat_id, rt)
 
-    async def _acquire(self, chat_id: int, rt: _ChatRuntime) -> None:
-        """Take the chat's lock; when another process holds it, say so once and wait."""
+    async def _lock(self, chat_id: int, patience: float) -> bool:
+        """Take the chat's lock, trying for up to `patience` seconds."""
         ttl = self._settings.lock_ttl_s
-        told = False
+        deadline = time.monotonic() + patience
         while not await self._store.try_lock(chat_id, self._owner, ttl):
-            if not told and rt.queue and rt.queue[0].msg is not None:
-                head = rt.queue[0]
-                assert head.msg is not None
-                state = await self._store.load(chat_id)
-                lang = self._lang(state, head.msg)
-                await _safe_send(head.out, SendText(t("busy", lang, job=t("job_other", lang))))
-                told = True
+            if time.monotonic() >= deadline or self._closing:
+                return False
             await asyncio.sleep(min(1.0, ttl / 4))
+        return True
+
+    async def _hand_over(self, chat_id: int, rt: _ChatRuntime) -> None:
+        """Another process holds the chat: it runs the messages waiting here."""
+        untold = [e for e in _release(rt) if not e.told and e.msg is not None]
+        for entry in untold:
+            assert entry.msg is not None
+            await self._tell(entry.msg, entry.out, "busy", busy_with=_OTHER_JOB)
+
+    async def _drain(self, chat_id: int, rt: _ChatRuntime) -> None:
+        """With the lock: resume orphaned exports, then run the inbox in order; unlock.
+
+        A message's `handle` returns once the next one is taken or the lock is released,
+        so whoever it answers finds the chat free when nothing else waits."""
+        renewer = asyncio.create_task(self._renew_lock(chat_id))
+        ran: _Entry | None = None
+        try:
+            resumed = await self._resume_orphans(chat_id, rt)
+            while True:
+                taken = await self._store.take_queued(
+                    chat_id, self._owner, self._settings.lock_ttl_s
+                )
+                if not taken.held:
+                    log.warning("chat lock lost, leaving its queue", extra={"chat_id": chat_id})
+                    return
+                if taken.item is None:
+                    if await self._store.unindex_if_empty(chat_id):
+                        continue
+                    return
+                if ran is not None:
+                    _finish(ran)
+                ran = await self._run_item(chat_id, rt, taken.item, taken.leftover, resumed)
+                await self._store.finish_queued(chat_id)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(Exception):
+                await self._store.unlock(chat_id, self._owner)
+            if ran is not None:
+                _finish(ran)
+
+    async def _resume_orphans(self, chat_id: int, rt: _ChatRuntime) -> bool:
+        """Exports in flight that nobody follows (we just took the lock): follow them."""
+        state = await self._store.load(chat_id)
+        for pending in state.pending:
+            log.info("resuming export", extra={"chat_id": chat_id, "render_id": pending.render_id})
+            entry = _Entry(out=self._out_for(chat_id, rt), label="job_resume", resume=pending)
+            entry.owned = self._outbox_for is not None
+            await self._run_job(chat_id, entry, rt)
+        return bool(state.pending)
+
+    async def _run_item(
+        self, chat_id: int, rt: _ChatRuntime, item: str, leftover: bool, resumed: bool
+    ) -> _Entry | None:
+        """One message from the inbox: this process's own, or one another process took."""
+        try:
+            token, msg = decode_item(item, self._reader_for)
+        except ValueError:
+            log.warning("unreadable queued message dropped", extra={"chat_id": chat_id})
+            return None
+        entry = rt.waiters.get(token)
+        if entry is None:
+            label, text = _label_of(msg)
+            entry = _Entry(out=self._out_for(chat_id, rt), label=label, snippet=text, msg=msg)
+            entry.owned = self._outbox_for is not None
+        if not leftover:
+            await self._run_job(chat_id, entry, rt, finish=False)
+            return entry
+        # Taken by a process that stopped mid-job. A resumed export finishes an export job;
+        # anything else is not run twice: the user is told instead.
+        try:
+            if not (resumed and entry.label == "job_export"):
+                log.info("interrupted job reported", extra={"chat_id": chat_id})
+                await self._tell(msg, entry.out, "interrupted", busy_with=entry)
+        finally:
+            await _close_owned(entry)
+        return entry
+
+    def _out_for(self, chat_id: int, rt: _ChatRuntime) -> Outbox:
+        """Where a job whose front end call is gone answers."""
+        if self._outbox_for is not None:
+            return self._outbox_for(chat_id)
+        if rt.last_out is not None:
+            return rt.last_out
+        log.warning("no front end to answer a chat", extra={"chat_id": chat_id})
+        return _NOWHERE
+
+    async def _run_job(
+        self, chat_id: int, entry: _Entry, rt: _ChatRuntime, *, finish: bool = True
+    ) -> None:
+        rt.current_entry = entry
+        rt.cancel_requested = False
+        rt.cancel_reported = False
+        task = asyncio.create_task(self._run_entry(chat_id, entry, rt))
+        rt.current = task
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            task.cancel()
+            await asyncio.wait({task})
+            raise
+        finally:
+            rt.current = None
+            rt.current_entry = None
+            await _close_owned(entry)
+            if finish:
+                _finish(entry)
 
     async def _renew_lock(self, chat_id: int) -> None:
         ttl = self._settings.lock_ttl_s
@@ -1308,6 +1433,33 @@ def _fallback_lang(msg: Inbound | None) -> str:
 def _finish(entry: _Entry) -> None:
     if entry.done is not None and not entry.done.done():
         entry.done.set_result(None)
+
+
+def _release(rt: _ChatRuntime) -> list[_Entry]:
+    """Let every `handle` still waiting here return; their messages stay in the inbox."""
+    waiting = [e for e in rt.waiters.values() if e.done is not None and not e.done.done()]
+    for entry in waiting:
+        _finish(entry)
+    return waiting
+
+
+async def _close_owned(entry: _Entry) -> None:
+    """Close an outbox made for one job (a front end's may hold a typing indicator)."""
+    close = getattr(entry.out, "close", None) if entry.owned else None
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()
+
+
+class _Nowhere:
+    """The outbox of last resort, when no front end was attached."""
+
+    async def send(self, op: Outbound) -> None:
+        log.warning("answer dropped: no front end attached (%s)", type(op).__name__)
+
+
+_NOWHERE = _Nowhere()
+_OTHER_JOB = _Entry(out=_NOWHERE, label="job_other")
 
 
 def _drop_pending(state: ChatState, render_ids: set[str]) -> None:

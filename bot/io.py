@@ -6,9 +6,9 @@ all speak these plain values, so the same logic runs behind each of them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 __all__ = [
     "BUTTON_ACTIONS",
@@ -19,6 +19,7 @@ __all__ = [
     "Outbound",
     "Outbox",
     "Progress",
+    "ReaderFor",
     "SendText",
     "SendVideo",
     "Stream",
@@ -28,12 +29,20 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Attachment:
-    """A file the user sent; its bytes are read only after the preflight check passed."""
+    """A file the user sent; its bytes are read only after the preflight check passed.
+
+    `ref` is the front end's own JSON-safe reference to the file, so a message queued in the
+    store can be run by another process: that process's front end rebuilds `read` from it.
+    """
 
     name: str
     mime: str | None
     size: int | None
     read: Callable[[], Awaitable[bytes]]
+    ref: Mapping[str, Any] | None = None
+
+
+ReaderFor: TypeAlias = Callable[[Mapping[str, Any]], Callable[[], Awaitable[bytes]]]
 
 
 @dataclass(frozen=True)

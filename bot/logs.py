@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import TextIO
 
 # Shapes of the secrets we handle, masked even when nobody registered them.
+# No word boundary before them: a bot token sits right after "/bot" in Bot API URLs.
 _SECRET_SHAPES = re.compile(
-    r"\b\d{6,12}:[A-Za-z0-9_-]{30,}|\bnmv_[a-z]+_[A-Za-z0-9_-]{8,}|clm_[A-Za-z0-9_-]{8,}"
+    r"(?<![0-9])\d{6,12}:[A-Za-z0-9_-]{30,}|nmv_[a-z]+_[A-Za-z0-9_-]{8,}|clm_[A-Za-z0-9_-]{8,}"
 )
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -33,15 +38,36 @@ class Redactor(logging.Filter):
             text = text.replace(secret, "***")
         return _SECRET_SHAPES.sub("***", text)
 
+    def scrub_value(self, value: object) -> object:
+        """Strings scrubbed, containers rebuilt with scrubbed strings, numbers kept, and
+        anything else logged as its scrubbed text (a repr may carry a secret)."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        if isinstance(value, dict):
+            return {self.scrub(str(k)): self.scrub_value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [self.scrub_value(v) for v in value]
+        return self.scrub(str(value))
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.scrub(record.getMessage())
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not crash the caller
+            message = f"{record.msg!s} {record.args!r}"
+        record.msg = self.scrub(message)
         record.args = None
         if record.exc_info and record.exc_info[1] is not None:
             record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = self.scrub(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.scrub(record.stack_info)
         for key, value in list(record.__dict__.items()):
-            if key not in _STANDARD_ATTRS and isinstance(value, str):
-                setattr(record, key, self.scrub(value))
+            if key not in _STANDARD_ATTRS:
+                setattr(record, key, self.scrub_value(value))
         return True
 
 
@@ -79,13 +105,44 @@ class PlainFormatter(logging.Formatter):
 
 
 REDACTOR = Redactor()
+_CONTEXT: ContextVar[Mapping[str, object]] = ContextVar(
+    "nemobot_log_context", default=MappingProxyType({})
+)
 
 
-def configure(level: str = "INFO", json_lines: bool = False, secrets: Iterable[str] = ()) -> None:
-    """Install one handler on the root logger; call once at start-up."""
+@contextlib.contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Fields (chat_id, update_id…) added to every line logged inside, including the
+    backend call lines of the composition root, which cannot know the chat themselves."""
+    token = _CONTEXT.set({**_CONTEXT.get(), **fields})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Adds the `log_context` fields a record does not carry already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _CONTEXT.get().items():
+            if key not in record.__dict__:
+                setattr(record, key, value)
+        return True
+
+
+def configure(
+    level: str = "INFO",
+    json_lines: bool = False,
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> None:
+    """Install one handler on the root logger (on `stream`, stderr by default); call once
+    at start-up."""
     for secret in secrets:
         REDACTOR.add(secret)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.addFilter(ContextFilter())
     handler.addFilter(REDACTOR)
     handler.setFormatter(JsonFormatter() if json_lines else PlainFormatter())
     root = logging.getLogger()

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     redis_namespace: str = "nemobot"
     idle_chat_ttl_days: float = Field(default=30, gt=0)
     lock_ttl_s: float = Field(default=60, gt=0)
+    sweep_interval_s: float = Field(default=5, gt=0)
 
     # Operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

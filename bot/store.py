@@ -6,8 +6,14 @@ Cluster keeps them on one slot):
     <ns>:chat:{<id>}         JSON of ChatState without the token; expires when idle
     <ns>:chat:{<id>}:token   JSON {token, expires_at}; expires with the token
     <ns>:chat:{<id>}:lock    owner of the chat's running job; expires on crash
+    <ns>:chat:{<id>}:inbox   list of the chat's queued messages (JSON), oldest first
+    <ns>:chat:{<id>}:running the queued message being run; left behind by a crash
     <ns>:update:<update id>  set once per Telegram update, for deduplication
     <ns>:pending             set of chat ids with exports in flight
+    <ns>:queued              set of chat ids with queued messages
+
+The inbox is shared by every process on one Redis: whichever holds the chat's lock runs
+its messages in order, so a message outlives the process that accepted it.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -48,6 +55,19 @@ class ChatState:
     last_draft: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Taken:
+    """What the lock holder got from the chat's inbox.
+
+    `held` is False when the lock is no longer ours (nothing was taken). `leftover` marks a
+    message a previous holder took and never finished: it died, or stopped, mid-job.
+    """
+
+    held: bool
+    item: str | None = None
+    leftover: bool = False
+
+
 class ChatStore(Protocol):
     async def load(self, chat_id: int) -> ChatState: ...
     async def save(self, state: ChatState) -> None: ...
@@ -55,8 +75,16 @@ class ChatStore(Protocol):
     async def try_lock(self, chat_id: int, owner: str, ttl_s: float) -> bool: ...
     async def renew_lock(self, chat_id: int, owner: str, ttl_s: float) -> bool: ...
     async def unlock(self, chat_id: int, owner: str) -> None: ...
-    async def first_seen(self, update_id: int, ttl_s: float = 86400) -> bool: ...
+    async def first_seen(
+        self, update_id: int, ttl_s: float = 86400, scope: str = "update"
+    ) -> bool: ...
     async def chats_with_pending(self) -> list[int]: ...
+    async def enqueue(self, chat_id: int, item: str, limit: int) -> int: ...
+    async def take_queued(self, chat_id: int, owner: str, ttl_s: float) -> Taken: ...
+    async def finish_queued(self, chat_id: int) -> None: ...
+    async def queue_length(self, chat_id: int) -> int: ...
+    async def unindex_if_empty(self, chat_id: int) -> int: ...
+    async def chats_with_work(self) -> list[int]: ...
     async def ping(self) -> bool: ...
     async def aclose(self) -> None: ...
 
@@ -121,6 +149,26 @@ class RedisChatStore:
 
     _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"  # noqa: E501
     _UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"  # noqa: E501
+    # KEYS: inbox; ARGV: item, limit, idle ms. The new length, or 0 when `limit` wait already.
+    _ENQUEUE = """
+local n = redis.call('llen', KEYS[1])
+if n >= tonumber(ARGV[2]) then return 0 end
+n = redis.call('rpush', KEYS[1], ARGV[1])
+redis.call('pexpire', KEYS[1], ARGV[3])
+return n
+"""
+    # KEYS: lock, inbox, running; ARGV: owner, lock ms, idle ms. Renews the lock, then
+    # returns {held, item, leftover}: the unfinished message first, else the inbox's head.
+    _TAKE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return {0} end
+redis.call('pexpire', KEYS[1], ARGV[2])
+local cur = redis.call('get', KEYS[3])
+if cur then return {1, cur, 1} end
+local item = redis.call('lpop', KEYS[2])
+if not item then return {1} end
+redis.call('set', KEYS[3], item, 'PX', ARGV[3])
+return {1, item, 0}
+"""
 
     def __init__(self, redis: Redis, namespace: str = "nemobot", idle_ttl_s: float = 30 * 86400):
         self._redis = redis
@@ -180,19 +228,60 @@ class RedisChatStore:
     async def unlock(self, chat_id: int, owner: str) -> None:
         await self._redis.eval(self._UNLOCK, 1, f"{self._chat(chat_id)}:lock", owner)
 
-    async def first_seen(self, update_id: int, ttl_s: float = 86400) -> bool:
-        key = f"{self._ns}:update:{update_id}"
+    async def first_seen(self, update_id: int, ttl_s: float = 86400, scope: str = "update") -> bool:
+        """True only the first time; `scope` keeps separate records of one update."""
+        key = f"{self._ns}:{scope}:{update_id}"
         return bool(await self._redis.set(key, 1, nx=True, px=int(ttl_s * 1000)))
 
     async def chats_with_pending(self) -> list[int]:
-        members = await self._redis.smembers(f"{self._ns}:pending")
-        ids = []
-        for member in members:
-            try:
-                ids.append(int(member))
-            except ValueError:
-                log.warning("ignoring a foreign member of the pending set")
-        return sorted(ids)
+        return _ids(await self._redis.smembers(f"{self._ns}:pending"))
+
+    async def enqueue(self, chat_id: int, item: str, limit: int) -> int:
+        """Append a message to the chat's inbox unless `limit` wait: the new length, or 0."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.eval(self._ENQUEUE, 1, f"{self._chat(chat_id)}:inbox", item, limit, self._idle_ms)
+        pipe.sadd(f"{self._ns}:queued", chat_id)
+        length, _ = await pipe.execute()
+        return int(length)
+
+    async def take_queued(self, chat_id: int, owner: str, ttl_s: float) -> Taken:
+        """The next message to run, for the lock's owner only; see `Taken`."""
+        key = self._chat(chat_id)
+        keys = (f"{key}:lock", f"{key}:inbox", f"{key}:running")
+        got = await self._redis.eval(self._TAKE, 3, *keys, owner, int(ttl_s * 1000), self._idle_ms)
+        if not got or not int(got[0]):
+            return Taken(held=False)
+        if len(got) < 3:
+            return Taken(held=True)
+        item = got[1].decode() if isinstance(got[1], bytes) else str(got[1])
+        return Taken(held=True, item=item, leftover=bool(int(got[2])))
+
+    async def finish_queued(self, chat_id: int) -> None:
+        """The message taken last is done."""
+        await self._redis.delete(f"{self._chat(chat_id)}:running")
+
+    async def queue_length(self, chat_id: int) -> int:
+        return int(await self._redis.llen(f"{self._chat(chat_id)}:inbox"))
+
+    async def unindex_if_empty(self, chat_id: int) -> int:
+        """Drop the chat from the index of queued chats, unless messages still wait (then it
+        stays): how many wait. Removing first, then counting, never hides a new message."""
+        key = f"{self._ns}:queued"
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.srem(key, chat_id)
+        pipe.llen(f"{self._chat(chat_id)}:inbox")
+        _, length = await pipe.execute()
+        if length:
+            await self._redis.sadd(key, chat_id)
+        return int(length)
+
+    async def chats_with_work(self) -> list[int]:
+        """Chats with exports in flight or queued messages, in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.smembers(f"{self._ns}:pending")
+        pipe.smembers(f"{self._ns}:queued")
+        pending, queued = await pipe.execute()
+        return sorted(set(_ids(pending)) | set(_ids(queued)))
 
     async def ping(self) -> bool:
         try:
@@ -205,12 +294,26 @@ class RedisChatStore:
         await self._redis.aclose()
 
 
+def _ids(members: set[Any]) -> list[int]:
+    ids = []
+    for member in members:
+        try:
+            ids.append(int(member))
+        except ValueError:
+            log.warning("ignoring a foreign member of a chat index")
+    return sorted(ids)
+
+
 class MemoryChatStore:
     """The same contract in process memory: for the embedded default and trials."""
 
     def __init__(self, idle_ttl_s: float = 30 * 86400) -> None:
         self._idle_s = idle_ttl_s
         self._data: dict[str, tuple[str, float]] = {}
+        self._pending: set[int] = set()
+        self._inbox: dict[int, deque[str]] = {}
+        self._running: dict[int, str] = {}
+        self._queued: set[int] = set()
 
     def _get(self, key: str) -> str | None:
         item = self._data.get(key)
@@ -237,10 +340,15 @@ class MemoryChatStore:
         else:
             token = {"token": state.token, "expires_at": state.token_expires_at}
             self._set(f"{key}:token", json.dumps(token), ttl)
+        if state.pending:
+            self._pending.add(state.chat_id)
+        else:
+            self._pending.discard(state.chat_id)
 
     async def delete(self, chat_id: int) -> None:
         for suffix in ("", ":token"):
             self._data.pop(f"chat:{chat_id}{suffix}", None)
+        self._pending.discard(chat_id)
 
     async def try_lock(self, chat_id: int, owner: str, ttl_s: float) -> bool:
         key = f"lock:{chat_id}"
@@ -261,24 +369,58 @@ class MemoryChatStore:
         if self._get(key) == owner:
             del self._data[key]
 
-    async def first_seen(self, update_id: int, ttl_s: float = 86400) -> bool:
-        key = f"update:{update_id}"
+    async def first_seen(self, update_id: int, ttl_s: float = 86400, scope: str = "update") -> bool:
+        key = f"{scope}:{update_id}"
         if self._get(key) is not None:
             return False
         self._set(key, "1", ttl_s)
         return True
 
     async def chats_with_pending(self) -> list[int]:
-        ids = []
-        for key in list(self._data):
-            if key.startswith("chat:") and not key.endswith(":token"):
-                chat_id = int(key.removeprefix("chat:"))
-                if (await self.load(chat_id)).pending:
-                    ids.append(chat_id)
-        return sorted(ids)
+        return sorted(c for c in self._pending if self._get(f"chat:{c}") is not None)
+
+    async def enqueue(self, chat_id: int, item: str, limit: int) -> int:
+        self._queued.add(chat_id)
+        inbox = self._inbox.setdefault(chat_id, deque())
+        if len(inbox) >= limit:
+            return 0
+        inbox.append(item)
+        return len(inbox)
+
+    async def take_queued(self, chat_id: int, owner: str, ttl_s: float) -> Taken:
+        if not await self.renew_lock(chat_id, owner, ttl_s):
+            return Taken(held=False)
+        current = self._running.get(chat_id)
+        if current is not None:
+            return Taken(held=True, item=current, leftover=True)
+        inbox = self._inbox.get(chat_id)
+        if not inbox:
+            return Taken(held=True)
+        item = self._running[chat_id] = inbox.popleft()
+        return Taken(held=True, item=item)
+
+    async def finish_queued(self, chat_id: int) -> None:
+        self._running.pop(chat_id, None)
+
+    async def queue_length(self, chat_id: int) -> int:
+        return len(self._inbox.get(chat_id) or ())
+
+    async def unindex_if_empty(self, chat_id: int) -> int:
+        length = await self.queue_length(chat_id)
+        if not length:
+            self._queued.discard(chat_id)
+            self._inbox.pop(chat_id, None)
+        return length
+
+    async def chats_with_work(self) -> list[int]:
+        return sorted(set(await self.chats_with_pending()) | self._queued)
 
     async def ping(self) -> bool:
         return True
 
     async def aclose(self) -> None:
         self._data.clear()
+        self._pending.clear()
+        self._inbox.clear()
+        self._running.clear()
+        self._queued.clear()

@@ -78,6 +78,11 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "job_resume": ("an export from before", "之前的导出"),
     "job_other": ("your previous request", "你之前的请求"),
     "stopped": ("⏹ Stopped.", "⏹ 已停止。"),
+    "interrupted": (
+        "⚠️ I was restarted while working on {job}, so it may not have finished. "
+        "/status shows where the project stands; send it again if needed.",
+        "⚠️ 处理{job}时我被重启了，可能没有完成。发送 /status 查看项目进度，需要的话请再发一次。",
+    ),
     "stopped_suffix": (" … (stopped)", " …（已停止）"),
     "export_cancelled": (
         "⏹ Export cancelled; the render was stopped on the server.",

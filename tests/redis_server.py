@@ -37,8 +37,10 @@ def answers(url: str) -> bool:
 class RedisProcess:
     """One server process on a fixed port, which a test can stop and start again."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, persistent: bool = False) -> None:
+        """`persistent` keeps data across stop/start (append-only file in the same dir)."""
         self.port = port or free_port()
+        self.persistent = persistent
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._dir = tempfile.mkdtemp(prefix="nemobot-redis-")
         self._proc: subprocess.Popen[bytes] | None = None
@@ -53,7 +55,9 @@ class RedisProcess:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes" if self.persistent else "no",
+            "--appendfsync",
+            "always",
             "--dir",
             self._dir,
         ]

@@ -7,7 +7,14 @@ import time
 
 from redis.asyncio import Redis
 
-from bot.store import ChatState, ChatStore, MemoryChatStore, PendingExport, RedisChatStore
+from bot.store import (
+    ChatState,
+    ChatStore,
+    MemoryChatStore,
+    PendingExport,
+    RedisChatStore,
+    Taken,
+)
 
 
 def full_state(chat_id: int = 42) -> ChatState:
@@ -160,3 +167,66 @@ async def test_ping_reports_unreachable_redis() -> None:
     store = RedisChatStore.from_url("redis://127.0.0.1:1/0")
     assert not await store.ping()
     await store.aclose()
+
+
+async def test_inbox_keeps_order_for_the_lock_holder_only(store: ChatStore) -> None:
+    assert await store.enqueue(8, "one", limit=3) == 1
+    assert await store.enqueue(8, "two", limit=3) == 2
+    assert await store.chats_with_work() == [8]
+    assert await store.take_queued(8, "a", 5) == Taken(held=False), "no lock, nothing taken"
+    assert await store.try_lock(8, "a", 5)
+    assert await store.take_queued(8, "b", 5) == Taken(held=False)
+    assert await store.take_queued(8, "a", 5) == Taken(held=True, item="one")
+    await store.finish_queued(8)
+    assert await store.queue_length(8) == 1
+    assert await store.take_queued(8, "a", 5) == Taken(held=True, item="two")
+    await store.finish_queued(8)
+    assert await store.take_queued(8, "a", 5) == Taken(held=True)
+    assert await store.unindex_if_empty(8) == 0
+    assert await store.chats_with_work() == []
+
+
+async def test_inbox_refuses_past_its_limit(store: ChatStore) -> None:
+    assert [await store.enqueue(3, f"m{i}", limit=2) for i in range(3)] == [1, 2, 0]
+    assert await store.queue_length(3) == 2
+
+
+async def test_unfinished_message_is_handed_to_the_next_holder(store: ChatStore) -> None:
+    await store.enqueue(4, "export", limit=5)
+    await store.enqueue(4, "after", limit=5)
+    assert await store.try_lock(4, "dies", 0.2)
+    assert (await store.take_queued(4, "dies", 0.2)).item == "export"
+    await asyncio.sleep(0.3)  # the holder crashed: its lock lapses, the message stays
+    assert await store.try_lock(4, "lives", 5)
+    assert await store.take_queued(4, "lives", 5) == Taken(held=True, item="export", leftover=True)
+    await store.finish_queued(4)
+    assert await store.take_queued(4, "lives", 5) == Taken(held=True, item="after")
+
+
+async def test_unindex_keeps_a_chat_whose_inbox_is_not_empty(store: ChatStore) -> None:
+    await store.enqueue(6, "late", limit=5)
+    assert await store.unindex_if_empty(6) == 1
+    assert await store.chats_with_work() == [6]
+
+
+async def test_work_index_joins_pending_exports_and_queued_messages(store: ChatStore) -> None:
+    await store.save(full_state(1))
+    await store.enqueue(2, "hi", limit=5)
+    assert await store.chats_with_work() == [1, 2]
+
+
+async def test_scopes_dedupe_separately(store: ChatStore) -> None:
+    assert await store.first_seen(55, scope="refusal")
+    assert await store.first_seen(55)
+    assert not await store.first_seen(55, scope="refusal")
+    assert not await store.first_seen(55)
+
+
+async def test_inbox_keys_share_the_chats_hash_tag(
+    redis_client: Redis, redis_store: RedisChatStore, namespace: str
+) -> None:
+    await redis_store.enqueue(12, "x", limit=5)
+    assert await redis_store.try_lock(12, "a", 5)
+    await redis_store.take_queued(12, "a", 5)
+    keys = sorted([k.decode() async for k in redis_client.scan_iter(match=f"{namespace}:chat:*")])
+    assert keys == [f"{namespace}:chat:{{12}}:lock", f"{namespace}:chat:{{12}}:running"]

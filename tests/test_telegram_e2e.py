@@ -112,6 +112,27 @@ async def test_oversized_and_unsupported_files_are_refused(make_bot: HarnessFact
     assert bot.sim.requests_to("/api/upload-video/") == []
 
 
+async def test_a_refused_file_does_not_lose_the_rest_of_its_album(
+    make_bot: HarnessFactory,
+) -> None:
+    """The refusal and the accepted files come from one update: both are answered."""
+    bot = await make_bot()
+    api = bot.api
+    ann = bot.user(703)
+    big = api.send_document(
+        ann, "poster.png", b"tiny", mime="image/png", file_size=30 * MB, media_group_id="g7"
+    )
+    api.send_document(ann, "still.png", png_bytes(), mime="image/png", media_group_id="g7")
+    refusal = await bot.text_with(ann.id, "poster.png")
+    assert "30.0 MB" in refusal.text
+    got = await bot.text_with(ann.id, "📥 Got 1 file", timeout=30)
+    assert "still.png" in got.text
+    assert len(api.downloads) == 1
+    api.resend(big)
+    await asyncio.sleep(1.5)  # the album window, and then some
+    assert len([t for t in api.texts(ann.id) if "poster.png" in t]) == 1, "deduplicated"
+
+
 def slow_stream() -> SimConfig:
     """An agent that talks slowly enough for a user to act in the middle of its answer."""
     config = quick_sim()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 
 from bot import cmd_run
-from bot.io import Inbound, Outbox
+from bot.io import Inbound, Outbox, ReaderFor
 from bot.telegram import TelegramConfig, TelegramFront
 from tests import telegram_fixtures
 from tests.fake_botapi import FakeBotApi
@@ -95,7 +95,9 @@ class BrokenConversation:
     async def handle(self, msg: Inbound, out: Outbox) -> None:
         raise RuntimeError("database password is hunter2")
 
-    async def resume_pending(self, outbox_for: Callable[[int], Outbox]) -> None:
+    async def resume_pending(
+        self, outbox_for: Callable[[int], Outbox], *, reader_for: ReaderFor | None = None
+    ) -> None:
         return None
 
 

@@ -14,21 +14,28 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
-from telegram import BotCommand, CallbackQuery, Update
+from telegram import Bot, BotCommand, CallbackQuery, Update
 from telegram.error import BadRequest
 from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 from telegram.ext import ApplicationBuilder as _Builder
 
 from bot.conversation_text import fmt_size
-from bot.io import Attachment, Inbound, Outbox, SendText
+from bot.io import Attachment, Inbound, Outbox, ReaderFor, SendText
 from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.telegram.inbound import AlbumCollector, TooLarge, addressed_text, message_files, to_inbound
+from bot.telegram.inbound import (
+    AlbumCollector,
+    TooLarge,
+    addressed_text,
+    message_files,
+    reader_for,
+    to_inbound,
+)
 from bot.telegram.outbox import FrontStats, RenderConfig, Renderer, TelegramOutbox
 from bot.telegram.texts import COMMANDS, tg_text
 from bot.texts import normalize_lang, t
@@ -52,11 +59,15 @@ class ConversationLike(Protocol):
 
     async def handle(self, msg: Inbound, out: Outbox) -> None: ...
 
-    async def resume_pending(self, outbox_for: Callable[[int], Outbox]) -> None: ...
+    async def resume_pending(
+        self, outbox_for: Callable[[int], Outbox], *, reader_for: ReaderFor | None = None
+    ) -> None: ...
 
 
 class StoreLike(Protocol):
-    async def first_seen(self, update_id: int, ttl_s: float = 86400) -> bool: ...
+    async def first_seen(
+        self, update_id: int, ttl_s: float = 86400, scope: str = "update"
+    ) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,7 @@ class TelegramFront:
         self._renderer: Renderer | None = None
         self._http: httpx.AsyncClient | None = None
         self._refused_chats: set[int] = set()
+        self._bot: Bot | None = None
         self._bot_id = 0
         self._username = ""
 
@@ -164,6 +176,7 @@ class TelegramFront:
 
     async def _post_init(self, application: PTBApp) -> None:
         bot = application.bot
+        self._bot = bot
         self._bot_id = bot.id
         self._username = bot.username
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=120.0))
@@ -171,10 +184,16 @@ class TelegramFront:
         await self._set_commands(application)
         if self._on_start is not None:
             await self._on_start()
-        await self.conversation.resume_pending(self._resume_outbox)
+        await self.conversation.resume_pending(self._resume_outbox, reader_for=self._reader_for)
 
     def _resume_outbox(self, chat_id: int) -> Outbox:
         return self.outbox_for(chat_id)
+
+    def _reader_for(self, ref: Mapping[str, Any]) -> Callable[[], Awaitable[bytes]]:
+        """Files of messages queued by any replica are fetched through this bot."""
+        if self._bot is None:
+            raise RuntimeError("the application has not been initialised")
+        return reader_for(self._bot, ref, self.config.download_limit_bytes)
 
     async def _set_commands(self, application: PTBApp) -> None:
         """The command menu in English (the default) and Chinese."""
@@ -320,11 +339,12 @@ class TelegramFront:
 
     # ------------------------------------------------------------------ replies of our own
     async def _first_time(self, update: Update) -> bool:
-        """Dedupe the updates answered here (the conversation dedupes the ones it gets)."""
+        """Dedupe the refusals sent here. They have a scope of their own: the same update
+        goes on to the conversation (with its acceptable files), which dedupes it again."""
         if self.store is None:
             return True
         try:
-            return await self.store.first_seen(update.update_id)
+            return await self.store.first_seen(update.update_id, scope="refusal")
         except Exception:  # a store hiccup must not silence the bot
             log.warning("update dedupe failed", extra={"update_id": update.update_id})
             return True

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from telegram import Bot, Message, MessageEntity, Update
 
@@ -24,6 +25,7 @@ __all__ = [
     "TooLarge",
     "addressed_text",
     "message_files",
+    "reader_for",
     "to_inbound",
 ]
 
@@ -95,8 +97,23 @@ def message_files(
         if ref.size is not None and ref.size > download_limit:
             refused.append(TooLarge(ref.name, ref.mime, ref.size, download_limit))
             continue
-        accepted.append(Attachment(ref.name, ref.mime, ref.size, _reader(bot, ref, download_limit)))
+        read = _reader(bot, ref, download_limit)
+        accepted.append(Attachment(ref.name, ref.mime, ref.size, read, ref=asdict(ref)))
     return accepted, refused
+
+
+def reader_for(
+    bot: Bot, ref: Mapping[str, Any], download_limit: int
+) -> Callable[[], Awaitable[bytes]]:
+    """The reader of a file queued by any replica, from the reference stored with it."""
+    size = ref.get("size")
+    file = _FileRef(
+        file_id=str(ref["file_id"]),
+        name=str(ref.get("name") or "file"),
+        mime=str(ref["mime"]) if ref.get("mime") is not None else None,
+        size=int(size) if size is not None else None,
+    )
+    return _reader(bot, file, download_limit)
 
 
 def _reader(bot: Bot, ref: _FileRef, limit: int) -> Callable[[], Awaitable[bytes]]:

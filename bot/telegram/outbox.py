@@ -21,8 +21,8 @@ import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TypeVar
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
@@ -34,7 +34,7 @@ from bot.io import Button, ChatAction, Outbound, Progress, SendText, SendVideo, 
 from bot.telegram.format import html_is_balanced, markdown_to_html, split_text
 from bot.telegram.texts import tg_text
 
-__all__ = ["FrontStats", "RenderConfig", "Renderer", "TelegramOutbox"]
+__all__ = ["FrontStats", "RenderConfig", "Renderer", "TelegramOutbox", "is_public_address"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class RenderConfig:
     allow_private_downloads: bool = False
     max_flood_wait_s: float = 120.0
     final_attempts: int = 6
+    head_timeout_s: float = 15.0
+    download_timeout_s: float = 120.0  # the whole download, however slowly bytes trickle
 
 
 @dataclass
@@ -555,27 +557,51 @@ class TelegramOutbox:
             return False
         return await send(InputFile(data, filename="video.mp4"))
 
-    async def _allowed_host(self, url: str) -> bool:
-        """Downloads reach only public addresses unless operators allow private ones."""
+    async def _target(self, url: str) -> _Target | None:
+        """Where a download may go: http(s) only, and unless operators allow private
+        addresses, every address the host resolves to must be public; the request is then
+        pinned to one checked address so a second DNS answer cannot point it elsewhere."""
+        parts = urlsplit(url)
+        host = parts.hostname
+        if parts.scheme not in ("http", "https") or not host:
+            return None
         if self._r.config.allow_private_downloads:
-            return True
-        host = urlsplit(url).hostname or ""
+            return _Target(url=url, headers={}, extensions={})
         try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
             infos = await asyncio.get_running_loop().getaddrinfo(
-                host, None, type=socket.SOCK_STREAM
+                host, port, type=socket.SOCK_STREAM
             )
-        except OSError:
-            return False
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if not address.is_global:
-                return False
-        return bool(infos)
+        except (OSError, ValueError, UnicodeError):
+            return None
+        addresses = [str(info[4][0]).split("%", 1)[0] for info in infos]
+        if not addresses or not all(is_public_address(a) for a in addresses):
+            return None
+        pinned = addresses[0]
+        netloc = f"[{pinned}]" if ":" in pinned else pinned
+        if parts.port is not None:
+            netloc = f"{netloc}:{parts.port}"
+        host_header = parts.netloc.rsplit("@", 1)[-1]
+        return _Target(
+            url=urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")),
+            headers={"Host": host_header},
+            extensions={"sni_hostname": host} if parts.scheme == "https" else {},
+        )
 
     async def _remote_size(self, url: str) -> int | None:
+        target = await self._target(url)
+        if target is None:
+            return None
         try:
-            response = await self._r.http.head(url, follow_redirects=True, timeout=15)
-        except httpx.HTTPError:
+            async with asyncio.timeout(self._r.config.head_timeout_s):
+                response = await self._r.http.head(
+                    target.url,
+                    headers=target.headers,
+                    extensions=target.extensions,
+                    follow_redirects=False,
+                    timeout=self._r.config.head_timeout_s,
+                )
+        except (httpx.HTTPError, TimeoutError):
             return None
         length = response.headers.get("content-length")
         if response.status_code >= 400 or length is None or not length.isdigit():
@@ -583,24 +609,72 @@ class TelegramOutbox:
         return int(length)
 
     async def _download(self, url: str, cap: int) -> bytes | None:
-        """The video's bytes (http(s) only, at most `cap`), or None to fall back to a link."""
-        if not await self._allowed_host(url):
+        """The video's bytes (http(s) only, public addresses unless allowed, at most `cap`,
+        within the download deadline), or None to fall back to a link."""
+        target = await self._target(url)
+        if target is None:
             log.warning(
-                "refusing to download from a private address", extra={"chat_id": self.chat_id}
+                "refusing to download from a non-http or private address",
+                extra={"chat_id": self.chat_id},
             )
             return None
         chunks: list[bytes] = []
         total = 0
+        timeout = self._r.config.download_timeout_s
         try:
-            async with self._r.http.stream("GET", url, follow_redirects=False, timeout=120) as resp:
+            async with (
+                asyncio.timeout(timeout),
+                self._r.http.stream(
+                    "GET",
+                    target.url,
+                    headers=target.headers,
+                    extensions=target.extensions,
+                    follow_redirects=False,
+                    timeout=timeout,
+                ) as resp,
+            ):
                 if resp.status_code != 200:
+                    return None
+                length = resp.headers.get("content-length")
+                if length is not None and length.isdigit() and int(length) > cap:
                     return None
                 async for chunk in resp.aiter_bytes():
                     total += len(chunk)
                     if total > cap:
+                        log.warning("video larger than the cap", extra={"chat_id": self.chat_id})
                         return None
                     chunks.append(chunk)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, TimeoutError) as exc:
             log.warning("video download failed", extra={"error": type(exc).__name__})
             return None
         return b"".join(chunks)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A checked download URL (maybe rewritten to a pinned address) and what it needs."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, Any]
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def is_public_address(text: str) -> bool:
+    """A globally routable unicast address, looking inside IPv6 forms that carry an IPv4
+    one (mapped, 6to4, Teredo, NAT64), so none of them smuggles in a private address."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        inner: ipaddress.IPv4Address | None = address.ipv4_mapped or address.sixtofour
+        if inner is None and address.teredo is not None:
+            inner = address.teredo[1]
+        if inner is None and address in _NAT64:
+            inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if inner is not None and not is_public_address(str(inner)):
+            return False
+    return address.is_global and not address.is_multicast

@@ -13,6 +13,7 @@ JSON body or multipart upload. Failures are real Bot API errors (`ok: false`,
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -230,6 +231,9 @@ class FakeBotApi:
         self.webhook_url: str = ""
         self.webhook_secret: str | None = None
         self.webhook_deliveries: list[tuple[int, int]] = []  # (update_id, HTTP status)
+        self.balanced_targets: list[str] = []
+        self.balanced_deliveries: list[tuple[int, str, int]] = []  # (update_id, URL, status)
+        self._next_target = 0
         self._updates: list[dict[str, Any]] = []
         self._allowed: list[str] | None = None
         self._update_ids = itertools.count(700_000_001)
@@ -240,6 +244,11 @@ class FakeBotApi:
         self._failures: list[list[Any]] = []
         self._parse_refusals = 0
         self._rate_limits: dict[int, tuple[float, int]] = {}
+        self._global_limit: tuple[int, float] | None = None  # (sends per window, window s)
+        self._global_sends: collections.deque[float] = collections.deque()
+        self._chat_interval: tuple[float, int] | None = None  # every chat's (interval, retry)
+        self._chat_sends: dict[int, float] = {}  # last message (not chat action) per chat
+        self.on_message: Callable[[BotMessage], None] | None = None  # sees each sent message
         self._last_send: dict[int, float] = {}
         self._pulse: asyncio.Future[None] | None = None
         self._closing = False
@@ -314,9 +323,38 @@ class FakeBotApi:
         """Calls that send to `chat_id` faster than once per `min_interval_s` get a 429."""
         self._rate_limits[chat_id] = (min_interval_s, retry_after)
 
+    def telegram_limits(
+        self,
+        per_second: int = 30,
+        chat_interval_s: float = 1.0,
+        retry_after: int = 1,
+    ) -> None:
+        """Telegram's own limits: past `per_second` sends in any second (all chats together)
+        or a chat sent to again within `chat_interval_s`, a 429 with `retry_after`."""
+        self._global_limit = (per_second, 1.0)
+        self._chat_interval = (chat_interval_s, retry_after)
+
+    def balance(self, targets: Sequence[str]) -> None:
+        """Load-balancer mode: deliver each webhook update to the next of `targets` in turn
+        (whatever URL the bots set), as a balancer in front of several replicas does; a
+        target that does not answer 2xx is skipped and the update goes to the next one."""
+        self.balanced_targets = list(targets)
+        self._next_target = 0
+
+    def _webhook_target(self) -> str:
+        if not self.balanced_targets:
+            return self.webhook_url
+        url = self.balanced_targets[self._next_target % len(self.balanced_targets)]
+        self._next_target += 1
+        return url
+
     def clear_limits(self) -> None:
         self._floods.clear()
         self._rate_limits.clear()
+        self._global_limit = None
+        self._chat_interval = None
+        self._global_sends.clear()
+        self._chat_sends.clear()
 
     def fail(self, method: str, code: int = 400, description: str = "", times: int = 1) -> None:
         """The next `times` calls of `method` fail with this Bot API error."""
@@ -494,6 +532,7 @@ class FakeBotApi:
         caption: str | None,
         chat: dict[str, Any] | None,
         extra: dict[str, Any] | None = None,
+        media_group_id: str | None = None,
     ) -> dict[str, Any]:
         stored = self.add_file(data, size=file_size, path_hint=f"{kind}s/file")
         media: dict[str, Any] = {
@@ -509,6 +548,8 @@ class FakeBotApi:
         body: dict[str, Any] = {kind: media}
         if caption is not None:
             body["caption"] = caption
+        if media_group_id is not None:
+            body["media_group_id"] = media_group_id
         return self.push_update({"message": self._user_message(user, chat, body, None)})
 
     def send_document(
@@ -521,6 +562,7 @@ class FakeBotApi:
         file_size: int | None = None,
         caption: str | None = None,
         chat: dict[str, Any] | None = None,
+        media_group_id: str | None = None,
     ) -> dict[str, Any]:
         return self._send_file(
             "document",
@@ -531,6 +573,7 @@ class FakeBotApi:
             file_size=file_size,
             caption=caption,
             chat=chat,
+            media_group_id=media_group_id,
         )
 
     def send_video(
@@ -741,7 +784,26 @@ class FakeBotApi:
                 f"Too Many Requests: retry after {flood.retry_after}",
                 retry_after=flood.retry_after,
             )
-        if chat_id is not None and chat_id in self._rate_limits and method != "sendChatAction":
+        if method == "sendChatAction":
+            return
+        if chat_id is not None and self._chat_interval is not None:
+            interval, retry_after = self._chat_interval
+            last = self._chat_sends.get(chat_id)
+            if last is not None and now - last < interval:
+                wait = max(retry_after, math.ceil(interval - (now - last)))
+                raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
+        if self._global_limit is not None:
+            limit, window = self._global_limit
+            sends = self._global_sends
+            while sends and now - sends[0] >= window:
+                sends.popleft()
+            if len(sends) >= limit:
+                wait = max(1, math.ceil(window - (now - sends[0])))
+                raise ApiError(429, f"Too Many Requests: retry after {wait}", retry_after=wait)
+            sends.append(now)
+        if chat_id is not None and self._chat_interval is not None:
+            self._chat_sends[chat_id] = now
+        if chat_id is not None and chat_id in self._rate_limits:
             interval, retry_after = self._rate_limits[chat_id]
             last = self._last_send.get(chat_id)
             if last is not None and now - last < interval:
@@ -883,14 +945,17 @@ class FakeBotApi:
             headers = {"Content-Type": "application/json"}
             if self.webhook_secret:
                 headers["X-Telegram-Bot-Api-Secret-Token"] = self.webhook_secret
+            target = self._webhook_target()
             try:
                 async with self._session.post(
-                    self.webhook_url, data=json.dumps(update), headers=headers
+                    target, data=json.dumps(update), headers=headers
                 ) as response:
                     status = response.status
             except (aiohttp.ClientError, OSError):
                 status = 0
             self.webhook_deliveries.append((update["update_id"], status))
+            if self.balanced_targets:
+                self.balanced_deliveries.append((update["update_id"], target, status))
             if 200 <= status < 300:
                 with contextlib.suppress(ValueError):
                     self._updates.remove(update)
@@ -985,6 +1050,8 @@ class FakeBotApi:
     def _remember(self, message: BotMessage) -> None:
         self.messages.append(message)
         self._msg_index[(message.chat_id, message.message_id)] = message
+        if self.on_message is not None:
+            self.on_message(message)
 
     async def _edit_message_text(
         self, params: dict[str, Any], uploads: dict[str, bytes]

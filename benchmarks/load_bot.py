@@ -1,0 +1,72 @@
+"""`nemobot run` as shipped, started by bench_load.py as a process of its own.
+
+Two switches, both off unless the benchmark asks:
+- BENCH_LIFT_RATE_LIMITER=1 lifts the 30 msg/s of PTB's AIORateLimiter (everything else
+  unchanged), to measure what the bot's own code can do;
+- BENCH_REDIS_POOL=<n> gives the chat store a blocking pool of n connections (callers wait
+  for a free connection) instead of redis-py's default pool, which raises
+  `MaxConnectionsError` past 100 connections: the fix this benchmark proposes, measured;
+- BENCH_PROFILE=<path> runs the bot under cProfile and writes the stats there on exit.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _lift_rate_limiter() -> None:
+    from telegram.ext import AIORateLimiter
+
+    original = AIORateLimiter.__init__
+
+    def lifted(self: AIORateLimiter, *args: Any, **kwargs: Any) -> None:
+        kwargs["overall_max_rate"] = 0
+        kwargs["group_max_rate"] = 0
+        original(self, **kwargs)
+
+    AIORateLimiter.__init__ = lifted  # type: ignore[method-assign]
+
+
+def _blocking_redis_pool(size: int) -> None:
+    from redis.asyncio import BlockingConnectionPool, Redis
+
+    import bot.app
+
+    class _Redis:
+        @staticmethod
+        def from_url(url: str, **kwargs: Any) -> Redis:
+            pool = BlockingConnectionPool.from_url(url, max_connections=size, timeout=10, **kwargs)
+            return Redis(connection_pool=pool)
+
+    bot.app.Redis = _Redis  # type: ignore[attr-defined,misc,assignment]
+
+
+def main() -> int:
+    if os.environ.get("BENCH_LIFT_RATE_LIMITER") == "1":
+        _lift_rate_limiter()
+    pool = os.environ.get("BENCH_REDIS_POOL")
+    if pool:
+        _blocking_redis_pool(int(pool))
+    from bot.cli import main as cli_main
+
+    profile_path = os.environ.get("BENCH_PROFILE")
+    if not profile_path:
+        return cli_main(["run"])
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        return cli_main(["run"])
+    finally:
+        profiler.disable()
+        profiler.dump_stats(profile_path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Faults the bot must survive, one test each: the user gets a clear reply and no stored
+state is lost. Faults already covered elsewhere are not repeated here (file::test):
+
+- backend down at start: test_conversation_errors::test_backend_errors_and_outage
+  (and test_terminal::test_unreachable_api_says_so_in_one_line)
+- 5xx bursts: test_conversation_errors::test_backend_errors_and_outage
+- 429: test_conversation_errors::test_rate_limited_twice and
+  ::test_rate_limited_once_is_retried_quietly
+- session loss mid-chat: test_conversation_errors::test_lost_session_is_replaced_and_the_user_told
+- stream cut mid-way: test_conversation_errors::test_broken_stream_is_not_resent_and_state_reported
+- render fails: test_conversation_errors::test_render_failure
+- render past the deadline (slow render): test_conversation_jobs::
+  test_export_past_the_deadline_is_cancelled_server_side
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from backend.sim import Simulator, sample_mp4
+from bot.app import build_store
+from bot.io import Progress
+from bot.settings import load_settings
+from bot.store import ChatStore, RedisChatStore
+from tests.conversation_fixtures import HarnessFactory, harnesses, quick_sim_config
+from tests.redis_server import RedisProcess, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+UNAVAILABLE = "📡 The video service can't be reached right now. Please try again in a few minutes."
+
+
+@pytest.fixture
+async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
+    async with harnesses(redis_store) as factory:
+        yield factory
+
+
+def assert_clean(texts: list[str]) -> None:
+    for text in texts:
+        assert "Traceback" not in text and '{"' not in text and "nmv_" not in text, text
+
+
+async def until(check: Callable[[], object], timeout: float = 10.0) -> None:
+    """Wait for a condition with a deadline (polling, as some conditions live elsewhere);
+    `check` may be a coroutine function."""
+    deadline = time.monotonic() + timeout
+    while not (await result if inspect.isawaitable(result := check()) else result):
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_backend_down_mid_stream_then_back(make_harness: HarnessFactory) -> None:
+    h = await make_harness()
+    await h.say("/start")
+    before = await h.state()
+    h.sim.set_fault("quiet_stream", seconds=30, every=0.05)
+    mark = len(h.out.ops)
+    job = h.later("make a 5 second video of a volcano")
+    await until(lambda: h.sim.requests_to("/run_sse"))  # the stream is open and quiet
+    port = int(h.sim.base_url.rsplit(":", 1)[1])
+    await h.sim.stop()
+    await asyncio.wait_for(job, 10)
+    texts = h.out.texts(mark)
+    assert texts[-1] == UNAVAILABLE, texts
+    assert_clean(texts)
+    assert len(h.sim.requests_to("/run_sse")) == 1, "a message is never re-sent"
+    after = await h.state()
+    assert (after.session_id, after.token) == (before.session_id, before.token)
+    # The service comes back: the same project carries on.
+    await h.sim.start(port=port)
+    h.sim.clear_faults()
+    texts = await h.say("make a 5 second video of a volcano")
+    assert "Generated a 5s clip" in texts[-1]
+    assert (await h.state()).session_id == before.session_id
+
+
+async def test_token_expiry_mid_export(make_harness: HarnessFactory) -> None:
+    h = await make_harness(sim_config=quick_sim_config(render_seconds=1.5))
+    await h.say("make a 5 second video of a lighthouse")
+    old = await h.token()
+    mark = len(h.out.ops)
+    job = h.later("/export")
+    await h.out.wait_for(lambda op: isinstance(op, Progress) and "Rendering" in op.text, start=mark)
+    await until(lambda: h.sim.requests_to("/api/render/proxy/lambda/"))
+    h.sim.expire_token(old)
+    await asyncio.wait_for(job, 15)
+    videos = h.out.videos(mark)
+    assert len(videos) == 1 and videos[0].caption == "Here's your video 🎉"
+    assert not [t for t in h.out.texts(mark) if "🔑" in t or "📡" in t]
+    state = await h.state()
+    assert state.token and state.token != old, "the renewed token is stored"
+    assert state.pending == []
+
+
+async def test_malformed_events_are_skipped(make_harness: HarnessFactory) -> None:
+    h = await make_harness()
+    await h.say("/start")
+    h.sim.set_fault("malformed_events")
+    texts = await h.say("make a 5 second video of a waterfall")
+    assert "Generated a 5s clip" in texts[-1]
+    assert len(texts) == 1, texts
+    assert_clean(texts)
+    assert (await h.state()).last_draft, "the draft the stream announced is kept"
+
+
+async def test_render_that_never_finishes_is_cancelled_at_the_deadline(
+    make_harness: HarnessFactory,
+) -> None:
+    h = await make_harness(export_deadline_s=0.8)
+    await h.say("make a 5 second video of a glacier")
+    h.sim.set_fault("render_never_finishes", progress=60)
+    mark = len(h.out.ops)
+    texts = await asyncio.wait_for(h.say("/export"), 10)
+    assert texts == [
+        "⌛ The render took longer than 1 min, so I stopped it on the server. "
+        "Please try /export again later."
+    ]
+    assert [p.text for p in h.out.progress(mark)][-1] == "⌛ Render took too long"
+    (render,) = h.sim.world.renders.values()
+    assert render.snapshot()[0] == "cancelled", "the job is cancelled server-side"
+    assert (await h.state()).pending == []
+    assert not h.out.videos(mark)
+
+
+# --- Redis stopped and restarted --------------------------------------------------------
+
+
+@pytest.fixture
+def redis_process() -> Iterator[RedisProcess]:
+    server = RedisProcess(port=free_port(), persistent=True).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_redis_stopped_and_restarted_while_the_bot_runs(
+    redis_process: RedisProcess,
+) -> None:
+    settings = load_settings(redis_url=redis_process.url, redis_namespace="nemobot-faults")
+    store: ChatStore = build_store(settings)
+    try:
+        async with harnesses(store) as factory:
+            h = await factory(store=store)
+            await h.say("/start")
+            await h.say("make a 5 second video of a forest")
+            saved = await h.state()
+            assert saved.session_id and saved.token and saved.last_draft
+
+            redis_process.stop()
+            mark = len(h.out.ops)
+            texts = await asyncio.wait_for(h.say("/credits"), 30)
+            texts += await asyncio.wait_for(h.say("make it longer"), 30)
+            assert len(texts) == 2, texts
+            for text in texts:
+                assert text.startswith("😵 Sorry, something went wrong on my side"), text
+            assert_clean(h.out.texts(mark))
+            assert not h.sim.requests_to("/run_sse")[1:], "nothing runs without the chat's state"
+
+            redis_process.start()
+            texts = await asyncio.wait_for(h.say("/credits"), 30)
+            assert texts[0].startswith("💳 Credits:"), texts
+            state = await h.state()
+            assert state.session_id == saved.session_id, "the stored chat survived the restart"
+            assert state.token == saved.token and state.last_draft == saved.last_draft
+            assert await store.ping()
+    finally:
+        await store.aclose()
+
+
+# --- the bot killed with an export in flight --------------------------------------------
+
+
+def chat_env(sim_url: str, redis_url: str, namespace: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("NEMO_", "REDIS_", "TELEGRAM_", "LC_", "LANG"))
+    }
+    return env | {
+        "PYTHONPATH": str(REPO),
+        "LANG": "C.UTF-8",
+        "PYTHONIOENCODING": "utf-8",
+        "NEMO_API_BASE": sim_url,
+        "REDIS_URL": redis_url,
+        "REDIS_NAMESPACE": namespace,
+        "EXPORT_POLL_INTERVAL_S": "0.2",
+        "LOCK_TTL_S": "1",
+    }
+
+
+async def read_until(stream: asyncio.StreamReader, needle: str, timeout: float = 30) -> str:
+    seen = ""
+
+    async def scan() -> str:
+        nonlocal seen
+        while needle not in seen:
+            line = await stream.readline()
+            if not line:
+                raise AssertionError(f"output ended before {needle!r}:\n{seen}")
+            seen += line.decode()
+        return seen
+
+    return await asyncio.wait_for(scan(), timeout)
+
+
+async def test_bot_killed_with_an_export_in_flight(
+    redis_url: str, namespace: str, redis_store: RedisChatStore, tmp_path: Path
+) -> None:
+    chat_id = 4242
+    async with Simulator(quick_sim_config(render_seconds=3.0)) as sim:
+        env = chat_env(sim.base_url, redis_url, namespace)
+        args = [sys.executable, "-m", "bot", "chat", "--chat-id", str(chat_id), "--lang", "en"]
+        first = await asyncio.create_subprocess_exec(
+            *args,
+            env=env,
+            cwd=tmp_path,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert first.stdin is not None and first.stdout is not None
+            first.stdin.write(b"make a 5 second video of a harbour\n")
+            await first.stdin.drain()
+            await read_until(first.stdout, "Generated a 5s clip")
+            first.stdin.write(b"/export\n")
+            await first.stdin.drain()
+            await read_until(first.stdout, "🎬 Rendering…")
+
+            async def recorded() -> bool:
+                return bool((await redis_store.load(chat_id)).pending)
+
+            await until(recorded)
+        finally:
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+        assert first.returncode == -signal.SIGKILL
+        state = await redis_store.load(chat_id)
+        assert len(state.pending) == 1, "the export in flight is on record"
+        render_id = state.pending[0].render_id
+        assert not sim.requests_to("/cancel")
+
+        second = await asyncio.create_subprocess_exec(
+            *args,
+            "--download-dir",
+            str(tmp_path / "videos"),
+            env=env,
+            cwd=tmp_path,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(second.communicate(), 60)
+        out = stdout.decode()
+        assert second.returncode == 0, stderr.decode()[-2000:]
+        assert "Traceback" not in out + stderr.decode()
+        assert "Here's your video 🎉" in out
+        saved = list((tmp_path / "videos").glob("*.mp4"))
+        assert len(saved) == 1 and saved[0].read_bytes() == sample_mp4()
+        assert (await redis_store.load(chat_id)).pending == []
+        assert sim.world.renders[render_id].snapshot()[0] == "completed"

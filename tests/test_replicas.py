@@ -1,0 +1,254 @@
+"""Three `nemobot run --webhook` processes on one Redis, behind a round-robin balancer.
+
+Several chats send numbered edits and /status while the replica following one chat's
+export is killed (SIGKILL) mid-render. Every message gets exactly one answer, each chat's
+edits are answered in the order sent, and a living replica delivers the export.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+from redis.asyncio import Redis
+
+from backend.sim import SimConfig, Simulator
+from tests.fake_botapi import BotMessage, FakeBotApi, TgUser
+from tests.telegram_fixtures import free_port
+
+LOCK_TTL_S = 2.0
+EDITS = 6  # per chat: three before the kill, three after
+
+
+@dataclass
+class Replica:
+    port: int
+    process: asyncio.subprocess.Process
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/tg/hook"
+
+
+@dataclass
+class Cluster:
+    api: FakeBotApi
+    sim: Simulator
+    redis: Redis
+    prefix: str  # the store's namespace: REDIS_NAMESPACE and the bot's id
+    replicas: list[Replica] = field(default_factory=list)
+
+    def key(self, chat_id: int, suffix: str) -> str:
+        return f"{self.prefix}:chat:{{{chat_id}}}:{suffix}"
+
+    async def queued_updates(self, chat_id: int) -> str:
+        """The chat's inbox and the message being run, as stored."""
+        items = await self.redis.lrange(self.key(chat_id, "inbox"), 0, -1)
+        running = await self.redis.get(self.key(chat_id, "running"))
+        return " ".join(x.decode() for x in [*items, *([running] if running else [])])
+
+
+def sim_config() -> SimConfig:
+    return SimConfig(
+        render_seconds=6.0,
+        render_pending_s=0.1,
+        chunk_delay_s=0.04,
+        generate_seconds=0.2,
+        no_text_every=0,
+        export_cost=5,
+    )
+
+
+async def start_replica(api: FakeBotApi, sim: Simulator, redis_url: str, ns: str) -> Replica:
+    port = free_port()
+    env = {
+        **os.environ,
+        "TELEGRAM_BOT_TOKEN": api.token,
+        "TELEGRAM_API_BASE": api.base_url,
+        "TELEGRAM_FILE_BASE": api.base_file_url,
+        "NEMO_API_BASE": sim.base_url,
+        "REDIS_URL": redis_url,
+        "REDIS_NAMESPACE": ns,
+        "LOCK_TTL_S": str(LOCK_TTL_S),
+        "SWEEP_INTERVAL_S": "0.5",
+        "EXPORT_POLL_INTERVAL_S": "0.2",
+        "ALLOW_PRIVATE_DOWNLOADS": "true",
+        "RATE_LIMIT_WAIT_S": "0.05",
+        "LOG_LEVEL": "WARNING",
+        "WEBHOOK_LISTEN": "127.0.0.1",
+    }
+    env.pop("NEMO_TOKEN", None)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        "--webhook",
+        f"http://127.0.0.1:{port}/tg/hook",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    return Replica(port, process)
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+async def cluster(redis_url: str) -> AsyncIterator[Cluster]:
+    ns = f"nemobot-test:{uuid.uuid4().hex[:12]}"
+    redis = Redis.from_url(redis_url)
+    async with FakeBotApi(webhook_retry_s=0.05) as api, Simulator(sim_config()) as sim:
+        ports = []
+        made = Cluster(api, sim, redis, f"{ns}:{api.bot_id}")
+        try:
+            for _ in range(3):
+                replica = await start_replica(api, sim, redis_url, ns)
+                made.replicas.append(replica)
+                ports.append(replica.port)
+            api.balance([r.url for r in made.replicas])
+            await api.wait_for(lambda: all(listening(p) for p in ports), 60, "three replicas")
+            yield made
+        finally:
+            for replica in made.replicas:
+                if replica.process.returncode is None:
+                    replica.process.send_signal(signal.SIGTERM)
+            for replica in made.replicas:
+                try:
+                    await asyncio.wait_for(replica.process.communicate(), 30)
+                except TimeoutError:
+                    replica.process.kill()
+                    await replica.process.wait()
+            keys = [k async for k in redis.scan_iter(match=f"{ns}:*", count=500)]
+            if keys:
+                await redis.delete(*keys)
+            await redis.aclose()
+
+
+def title_answer(api: FakeBotApi, chat_id: int, n: int) -> list[BotMessage]:
+    """The answers to "add a title saying Tn": the finished reply (it carries buttons), or
+    the notice that the replica running it was stopped before it finished."""
+    found = []
+    for message in api.sent(chat_id, "text"):
+        done = f'Added the title "T{n}"' in message.text and bool(message.buttons)
+        interrupted = message.text.startswith("⚠️") and f"saying T{n}”" in message.text
+        if done or interrupted:
+            found.append(message)
+    return found
+
+
+async def send_and_wait_accepted(cluster: Cluster, user: TgUser, text: str) -> None:
+    """A user's pace: the next message once this one is queued, or answered.
+
+    A webhook call is acknowledged before its update is handled, so two messages of one
+    chat reaching two replicas at once could be queued either way round; a user waiting
+    for the bot to take each message keeps the order the test asserts."""
+    api = cluster.api
+
+    def statuses() -> int:
+        return len([t for t in api.texts(user.id) if t.startswith("📋")])
+
+    before = statuses()
+    update = api.send_text(user, text)
+    needle = f'"update_id":{update["update_id"]}'
+
+    async def accepted() -> bool:
+        if text == "/status":
+            return statuses() > before
+        number = int(text.rsplit("T", 1)[1])
+        return bool(title_answer(api, user.id, number)) or (
+            needle in await cluster.queued_updates(user.id)
+        )
+
+    deadline = time.monotonic() + 30
+    while not await accepted():
+        assert time.monotonic() < deadline, f"{text!r} was never accepted"
+        await asyncio.sleep(0.02)
+
+
+async def chat_sequence(cluster: Cluster, user: TgUser, numbers: range) -> None:
+    for n in numbers:
+        await send_and_wait_accepted(cluster, user, f"add a title saying T{n}")
+        if n % 3 == 0:
+            await send_and_wait_accepted(cluster, user, "/status")
+
+
+async def wait_until(probe: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.timeout(120)
+async def test_three_replicas_lose_nothing_when_one_dies(cluster: Cluster) -> None:
+    api = cluster.api
+    exporter = api.user(9100)
+    others = [api.user(9101 + i) for i in range(3)]
+    everyone = [exporter, *others]
+    for user in everyone:
+        api.send_text(user, "make a 5 second video of a harbour at dawn")
+    for user in everyone:
+        await api.wait_text(user.id, "Generated a 5s clip", timeout=30)
+
+    # The exporter's render starts; its replica holds the chat while following it.
+    api.send_command(exporter, "export")
+    await api.wait_text(exporter.id, "Rendering", timeout=20)
+    owner = await cluster.redis.get(cluster.key(exporter.id, "lock"))
+    assert owner is not None, "the chat is held while its export runs"
+    pid = int(owner.decode().split(":")[-2])
+    (doomed,) = [r for r in cluster.replicas if r.process.pid == pid]
+
+    # Edits pile up behind the export and in the other chats, then the holder dies.
+    await asyncio.gather(*(chat_sequence(cluster, u, range(1, 4)) for u in everyone))
+    assert not api.videos(exporter.id), "the render is still running"
+    killed_at = time.monotonic()
+    doomed.process.send_signal(signal.SIGKILL)
+    await doomed.process.wait()
+
+    await asyncio.gather(*(chat_sequence(cluster, u, range(4, EDITS + 1)) for u in everyone))
+
+    def all_answered() -> bool:
+        return all(title_answer(api, u.id, n) for u in everyone for n in range(1, EDITS + 1))
+
+    await wait_until(all_answered, 45, "every edit answered")
+    await wait_until(lambda: api.videos(exporter.id), 30, "the export")
+
+    counts = {(u.id, n): len(title_answer(api, u.id, n)) for u in everyone for n in range(1, 7)}
+    assert set(counts.values()) == {1}, f"each edit answered exactly once: {counts}"
+    for user in everyone:
+        answers = [title_answer(api, user.id, n)[0].message_id for n in range(1, EDITS + 1)]
+        assert answers == sorted(answers), f"chat {user.id} answered out of order"
+        statuses = [t for t in api.texts(user.id) if t.startswith("📋")]
+        assert len(statuses) == EDITS // 3, f"chat {user.id}: one answer per /status"
+        assert not [t for t in api.texts(user.id) if "Sorry" in t]
+
+    (video,) = api.videos(exporter.id)
+    assert video.created_at > killed_at, "delivered after the kill, by a living replica"
+    first_edit = title_answer(api, exporter.id, 1)[0]
+    assert video.message_id < first_edit.message_id, "the edits waited for the export"
+    assert await cluster.redis.scard(f"{cluster.prefix}:pending") == 0
+    assert len(cluster.sim.requests_to("/cancel")) == 0
+    texts = [t for u in everyone for t in api.texts(u.id)]
+    refused = [d for d in api.balanced_deliveries if d[2] != 200]
+    print(
+        f"\nreplicas: 3, killed pid {pid} mid-render; chats: {len(everyone)}; "
+        f"edits: {len(counts)} answered once each, "
+        f"{len([t for t in texts if t.startswith('⚠️')])} of them by an interrupted notice; "
+        f"{len([t for t in texts if t.startswith('⏳ Still working on')])} busy notices; "
+        f"{len(refused)} deliveries refused by the dead replica and sent on; "
+        f"export delivered {video.created_at - killed_at:.1f} s after the kill"
+    )
