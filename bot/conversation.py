@@ -97,8 +97,8 @@ log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 _CONTROL_COMMANDS = frozenset({"cancel", "credits", "status", "help", "lang"})
 _CHAT_ACTION_EVERY_S = 4.5
-# Messages one chat may have waiting behind its running job; more are refused, not lost
-# silently, so a flood cannot grow memory without bound.
+# Messages one chat may have waiting in its inbox; more are refused, not lost silently,
+# so a flood cannot grow the store without bound.
 MAX_QUEUED = 20
 _CANCEL_WAIT_S = 15.0
 
@@ -317,9 +317,11 @@ class Conversation:
                 rt.waiters.pop(token, None)
             elif rt.worker is None:
                 rt.worker = self._spawn_worker(msg.chat_id, rt)
-            elif rt.current_entry not in (None, entry) or length > 1:
-                busy_with = rt.current_entry or _OTHER_JOB
-                entry.told = True
+            else:
+                running = rt.current_entry if rt.current_entry is not entry else None
+                if running is not None or length > 1:
+                    busy_with = running or _OTHER_JOB
+                    entry.told = True
         try:
             if length == 0:
                 await self._tell(msg, out, "queue_full", count=MAX_QUEUED)
@@ -361,6 +363,9 @@ class Conversation:
         for chat_id in await self._store.chats_with_work():
             if self._only is not None and chat_id not in self._only:
                 continue
+            known = self._chats.get(chat_id)
+            if self._outbox_for is None and (known is None or known.last_out is None):
+                continue  # no front end attached that could answer this chat
             rt = self._runtime(chat_id)
             if rt.worker is None and not self._closing:
                 rt.worker = self._spawn_worker(chat_id, rt, patience)

@@ -242,9 +242,9 @@ async def test_crafted_callback_data_through_telegram(make_bot: BotFactory) -> N
     api = bot.api
     ann, ben = bot.user(8001), bot.user(8002)
     api.send_command(ann, "start")
-    await bot.text_with(ann.id, "Ready")
+    await bot.text_with(ann.id, "Things to try")
     api.send_command(ben, "start")
-    menu = await bot.text_with(ben.id, "Ready")
+    menu = await bot.text_with(ben.id, "Things to try")
     before = await bot.store.load(ann.id)
     marks = len(api.sent(ben.id)), len(api.sent(ann.id))
     for data in CRAFTED[:-1]:
