@@ -10,6 +10,8 @@ Two switches, both off unless the benchmark asks:
   256; httpcore's pool does O(connections²) work on every request start and end);
 - BENCH_MAX_HANDLERS=<n> lets at most n messages be handled at once (the others wait their
   turn, first come first served) instead of one task per update without bound;
+- BENCH_BACKEND_POOL=<n> lets the NemoVideo client keep n connections open (the shipped
+  client allows 100, so the 101st open agent stream waits for a free connection);
 - BENCH_PROFILE=<path> runs the bot under cProfile and writes the stats there on exit.
 """
 
@@ -82,12 +84,28 @@ def _bounded_handlers(size: int) -> None:
     TelegramFront._run = bounded  # type: ignore[method-assign]
 
 
+def _backend_pool(size: int) -> None:
+    import types
+
+    import httpx
+
+    import bot.app
+
+    names = {name: getattr(httpx, name) for name in dir(httpx) if not name.startswith("__")}
+    proxy = types.SimpleNamespace(**names)
+    proxy.Limits = lambda **_: httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    bot.app.httpx = proxy  # type: ignore[attr-defined]
+
+
 def main() -> int:
     if os.environ.get("BENCH_LIFT_RATE_LIMITER") == "1":
         _lift_rate_limiter()
     handlers = os.environ.get("BENCH_MAX_HANDLERS")
     if handlers:
         _bounded_handlers(int(handlers))
+    backend_pool = os.environ.get("BENCH_BACKEND_POOL")
+    if backend_pool:
+        _backend_pool(int(backend_pool))
     tg_pool = os.environ.get("BENCH_TG_POOL")
     if tg_pool:
         _telegram_pool(int(tg_pool))

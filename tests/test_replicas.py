@@ -59,7 +59,7 @@ class Cluster:
 
 def sim_config() -> SimConfig:
     return SimConfig(
-        render_seconds=12.0,
+        render_seconds=8.0,
         render_pending_s=0.1,
         chunk_delay_s=0.01,
         generate_seconds=0.2,
@@ -205,6 +205,15 @@ async def test_three_replicas_lose_nothing_when_one_dies(cluster: Cluster) -> No
     for user in everyone:
         await api.wait_text(user.id, "Generated a 5s clip", timeout=30)
 
+    # The other chats go first; their edits are answered before the kill (a job killed in
+    # the instant between its answer and its record of it would be reported on top).
+    await asyncio.gather(*(chat_sequence(cluster, u, range(1, 3)) for u in others))
+    await wait_until(
+        lambda: all(title_answer(api, u.id, n) for u in others for n in range(1, 3)),
+        30,
+        "the other chats' first edits",
+    )
+
     # The exporter's render starts; its replica holds the chat while following it.
     api.send_command(exporter, "export")
     export_started = time.monotonic()
@@ -214,22 +223,21 @@ async def test_three_replicas_lose_nothing_when_one_dies(cluster: Cluster) -> No
     pid = int(owner.decode().split(":")[-2])
     (doomed,) = [r for r in cluster.replicas if r.process.pid == pid]
 
-    # Edits pile up behind the export while the other chats go on; then the holder dies.
-    # (The other chats' first edits are answered first: a job killed in the instant between
-    # its answer and its record of it would be reported as interrupted on top.)
-    await asyncio.gather(*(chat_sequence(cluster, u, range(1, 3)) for u in everyone))
-    await wait_until(
-        lambda: all(title_answer(api, u.id, n) for u in others for n in range(1, 3)),
-        20,
-        "the other chats' first edits",
-    )
-    print(f"\nphase one {time.monotonic() - export_started:.1f} s after the export started")
-    assert not api.videos(exporter.id), "the render is still running"
+    # Edits pile up behind the export; then the holder dies, mid-render.
+    await chat_sequence(cluster, exporter, range(1, 3))
+    for user in others:
+        while await cluster.redis.exists(cluster.key(user.id, "running")):
+            await asyncio.sleep(0.02)
+    elapsed = time.monotonic() - export_started
+    assert not api.videos(exporter.id), f"the render is still running ({elapsed:.1f} s)"
     killed_at = time.monotonic()
     doomed.process.send_signal(signal.SIGKILL)
     await doomed.process.wait()
 
     await asyncio.gather(*(chat_sequence(cluster, u, range(3, EDITS + 1)) for u in everyone))
+    while (await cluster.redis.get(cluster.key(exporter.id, "lock")) or owner) == owner:
+        await asyncio.sleep(0.02)
+    taken_over = time.monotonic() - killed_at
 
     def all_answered() -> bool:
         return all(title_answer(api, u.id, n) for u in everyone for n in range(1, EDITS + 1))
@@ -237,7 +245,9 @@ async def test_three_replicas_lose_nothing_when_one_dies(cluster: Cluster) -> No
     await wait_until(all_answered, 45, "every edit answered")
     await wait_until(lambda: api.videos(exporter.id), 30, "the export")
 
-    counts = {(u.id, n): len(title_answer(api, u.id, n)) for u in everyone for n in range(1, EDITS + 1)}
+    counts = {
+        (u.id, n): len(title_answer(api, u.id, n)) for u in everyone for n in range(1, EDITS + 1)
+    }
     assert set(counts.values()) == {1}, f"each edit answered exactly once: {counts}"
     for user in everyone:
         answers = [title_answer(api, user.id, n)[0].message_id for n in range(1, EDITS + 1)]
@@ -260,5 +270,7 @@ async def test_three_replicas_lose_nothing_when_one_dies(cluster: Cluster) -> No
         f"{len([t for t in texts if t.startswith('⚠️')])} of them by an interrupted notice; "
         f"{len([t for t in texts if t.startswith('⏳ Still working on')])} busy notices; "
         f"{len(refused)} deliveries refused by the dead replica and sent on; "
-        f"export delivered {video.created_at - killed_at:.1f} s after the kill"
+        f"killed {elapsed:.1f} s into an {sim_config().render_seconds:.0f} s render; "
+        f"chat taken over {taken_over:.1f} s and export delivered "
+        f"{video.created_at - killed_at:.1f} s after the kill"
     )
