@@ -59,7 +59,7 @@ class Cluster:
 
 def sim_config() -> SimConfig:
     return SimConfig(
-        render_seconds=8.0,
+        render_seconds=5.0,
         render_pending_s=0.1,
         chunk_delay_s=0.01,
         generate_seconds=0.2,
