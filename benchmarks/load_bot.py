@@ -51,7 +51,7 @@ def _blocking_redis_pool(size: int) -> None:
             pool = BlockingConnectionPool.from_url(url, max_connections=size, timeout=10, **kwargs)
             return Redis(connection_pool=pool)
 
-    bot.app.Redis = _Redis  # type: ignore[attr-defined,misc,assignment]
+    bot.app.Redis = _Redis  # type: ignore[attr-defined,assignment]
 
 
 def _telegram_pool(size: int) -> None:
@@ -94,7 +94,7 @@ def _backend_pool(size: int) -> None:
     names = {name: getattr(httpx, name) for name in dir(httpx) if not name.startswith("__")}
     proxy = types.SimpleNamespace(**names)
     proxy.Limits = lambda **_: httpx.Limits(max_connections=size, max_keepalive_connections=size)
-    bot.app.httpx = proxy  # type: ignore[attr-defined]
+    bot.app.httpx = proxy  # type: ignore[attr-defined,assignment]
 
 
 def main() -> int:

@@ -411,11 +411,15 @@ class Conversation:
         return True
 
     async def _hand_over(self, chat_id: int, rt: _ChatRuntime) -> None:
-        """Another process holds the chat: it runs the messages waiting here."""
-        untold = [e for e in _release(rt) if not e.told and e.msg is not None]
-        for entry in untold:
-            assert entry.msg is not None
-            await self._tell(entry.msg, entry.out, "busy", busy_with=_OTHER_JOB)
+        """Another process holds the chat: it runs the messages waiting here, whose users
+        are told so before their `handle` returns."""
+        waiting = [e for e in rt.waiters.values() if e.done is not None and not e.done.done()]
+        for entry in waiting:
+            if not entry.told and entry.msg is not None:
+                entry.told = True
+                await self._tell(entry.msg, entry.out, "busy", busy_with=_OTHER_JOB)
+        for entry in waiting:
+            _finish(entry)
 
     async def _drain(self, chat_id: int, rt: _ChatRuntime) -> None:
         """With the lock: resume orphaned exports, then run the inbox in order; unlock.
