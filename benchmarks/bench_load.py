@@ -843,9 +843,9 @@ def _findings(s1: dict[str, Any], s2: dict[str, Any]) -> list[str]:
         "expected at once (the run above used 2,000), keep-alive connections ~100.",
         f"- **What is left**: with the fixes the bot does {fixed['per_s']:,.0f} updates/s on "
         f"one core ({fixed['bot_cpu_ms_per_update']:.1f} ms CPU per update: two httpx "
-        "requests (credits, sendMessage), two Redis round trips, PTB's parsing); p99 stays "
-        f"under 50 ms up to about {low['rate']:.0f} updates/s ({_ms(low['push_p99_ms'])}), "
-        "and 300/s overloads it. That is still 5× Telegram's 30 msg/s ceiling, so the bot is "
+        "requests (credits, sendMessage), two Redis round trips, PTB's parsing); at a steady "
+        f"{low['rate']:.0f} updates/s p99 is {_ms(low['push_p99_ms'])}, and 300/s "
+        "overloads it. That is still 5× Telegram's 30 msg/s ceiling, so the bot is "
         "not what limits delivery. Reaching 300/s on one process needs cheaper HTTP (an "
         "aiohttp-based `BaseRequest` for PTB and an aiohttp transport for the backend, or "
         "fewer requests: a short per-chat cache of the balance) or a second replica.",

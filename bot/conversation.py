@@ -84,6 +84,7 @@ from bot.io import (
     Stream,
     button_action,
 )
+from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.store import ChatState, ChatStore, PendingExport
@@ -207,28 +208,42 @@ class Conversation:
 
         Returns when its work is done here, or when it waits in the chat's shared inbox
         for the process that holds the chat (which answers it through its own front end).
-        Messages of one chat are queued in the order `handle` was called."""
+        Messages of one chat are queued in the order `handle` was called.
+        Logs one line per message: its intent, outcome and duration."""
+        started = time.perf_counter()
+        with log_context(chat_id=msg.chat_id, update_id=msg.update_id):
+            outcome = await self._handle(msg, out)
+            log.info(
+                "message handled",
+                extra={
+                    "intent": intent_of(msg),
+                    "outcome": outcome,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+
+    async def _handle(self, msg: Inbound, out: Outbox) -> str:
         if self._closing:
-            log.info("shutting down, message not taken", extra={"chat_id": msg.chat_id})
-            return
+            return "shutting_down"
         try:
             if msg.callback_data is not None and button_action(msg.callback_data) is None:
-                log.info("unknown button ignored", extra={"chat_id": msg.chat_id})
-                return
+                return "unknown_button"
             if self._runs_now(msg):
                 if await self._seen(msg):
-                    return
+                    return "duplicate"
                 await self._run_control(msg, out)
-                return
+                return "ok"
             if not msg.text.strip() and not msg.attachments and msg.callback_data is None:
-                return
+                return "empty"
             await self._queue(msg, out)
+            return "ok"
         except asyncio.CancelledError:
             raise
         except Exception:
             ref = _ref()
-            log.exception("unhandled error ref=%s", ref, extra={"chat_id": msg.chat_id})
+            log.exception("unhandled error ref=%s", ref)
             await _safe_send(out, SendText(t("err_unknown", _fallback_lang(msg), ref=ref)))
+            return "error"
 
     async def resume_pending(
         self,
@@ -504,7 +519,9 @@ class Conversation:
         rt.current_entry = entry
         rt.cancel_requested = False
         rt.cancel_reported = False
-        task = asyncio.create_task(self._run_entry(chat_id, entry, rt))
+        update_id = entry.msg.update_id if entry.msg is not None else None
+        with log_context(chat_id=chat_id, update_id=update_id):  # the task copies the context
+            task = asyncio.create_task(self._run_entry(chat_id, entry, rt))
         rt.current = task
         try:
             await asyncio.wait({task})
@@ -1430,6 +1447,18 @@ class _Quiet:
 
 
 _NO_PENDING = PendingExport(render_id="", started_at=0.0)
+
+
+def intent_of(msg: Inbound) -> str:
+    """What a message asks for, as one word for the log line."""
+    if msg.callback_data is not None:
+        return f"button:{button_action(msg.callback_data) or 'unknown'}"
+    if msg.attachments:
+        return "files"
+    command = command_of(msg.text)
+    if command is not None:
+        return f"/{command[0]}"
+    return classify(msg.text).intent.value if msg.text.strip() else "empty"
 
 
 def _fallback_lang(msg: Inbound | None) -> str:

@@ -149,8 +149,10 @@ class Harness:
         files: tuple[FileStub, ...] = (),
         button: str | None = None,
         chat_id: int | None = None,
+        update_id: int | None = None,
     ) -> Inbound:
         return Inbound(
+            update_id=update_id,
             chat_id=chat_id if chat_id is not None else self.chat_id,
             user_id=chat_id if chat_id is not None else self.chat_id,
             text=text,

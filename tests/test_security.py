@@ -27,7 +27,7 @@ from telegram import Bot
 
 from backend import Credentials, NemoError
 from bot.io import SendVideo
-from bot.logs import configure, log_context
+from bot.logs import configure
 from bot.store import RedisChatStore
 from bot.telegram import RenderConfig, Renderer
 from bot.telegram.outbox import is_public_address
@@ -381,8 +381,7 @@ async def test_json_log_line_per_backend_call(
     h = await make_harness()
     await h.say("/start")
     await h.say("/status")
-    with log_context(chat_id=h.chat_id, update_id=4711):
-        await h.say("/credits")
+    await h.say("/credits", update_id=4711)
     port = int(h.sim.base_url.rsplit(":", 1)[1])
     await h.sim.stop()
     await h.say("/credits")
@@ -403,11 +402,6 @@ async def test_json_log_line_per_backend_call(
         assert "nmv_" not in json.dumps(record) and "?" not in record["backend_call"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/conversation.py logs no line per handled message yet "
-    "(chat_id, update_id, intent, duration_ms, outcome): see the report for the lines to add",
-)
 async def test_json_log_line_per_handled_message(
     make_harness: HarnessFactory, debug_logs: io.StringIO
 ) -> None:
@@ -429,7 +423,7 @@ async def test_json_log_line_per_handled_message(
         h.out,
     )
     handled = [r for r in json_lines(debug_logs) if r.get("update_id") in (990001, 990002)]
-    handled = [r for r in handled if "duration_ms" in r and "outcome" in r]
+    handled = [r for r in handled if r["event"] == "message handled"]
     assert {r["update_id"] for r in handled} == {990001, 990002}
     for record in handled:
         assert record["chat_id"] == 31 and record["intent"] and record["outcome"] == "ok"

@@ -38,6 +38,7 @@ from bot.telegram.inbound import (
 )
 from bot.telegram.outbox import FrontStats, RenderConfig, Renderer, TelegramOutbox
 from bot.telegram.texts import COMMANDS, tg_text
+from bot.telegram.updates_request import TolerantUpdatesRequest
 from bot.texts import normalize_lang, t
 
 __all__ = [
@@ -155,7 +156,9 @@ class TelegramFront:
             .connect_timeout(10)
             .read_timeout(30)
             .write_timeout(60)
-            .get_updates_read_timeout(40)
+            .get_updates_request(
+                TolerantUpdatesRequest(connection_pool_size=1, read_timeout=40, connect_timeout=10)
+            )
             .post_init(self._post_init)
             .post_stop(self._post_stop)
             .post_shutdown(self._post_shutdown)
