@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from backend import ClientConfig, NemoClient
 from bot.conversation import Conversation, upload_limits
@@ -81,13 +81,16 @@ def build_store(settings: Settings) -> ChatStore:
     """Redis when REDIS_URL is set; otherwise memory, which forgets everything on exit."""
     idle_s = settings.idle_chat_ttl_days * 86400
     if settings.redis_url:
-        redis = Redis.from_url(
+        # A blocking pool makes a burst wait for a free connection instead of failing.
+        pool = BlockingConnectionPool.from_url(
             settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            timeout=10,
             socket_connect_timeout=5,
             socket_timeout=10,
             health_check_interval=30,
         )
-        return RedisChatStore(redis, settings.redis_namespace, idle_s)
+        return RedisChatStore(Redis(connection_pool=pool), settings.redis_namespace, idle_s)
     log.warning("no REDIS_URL: chat state is kept in memory and is not persistent")
     return MemoryChatStore(idle_s)
 
@@ -121,7 +124,10 @@ def build_app(
     """Wire the whole graph from the settings; pass `store` to use one built elsewhere."""
     metrics = metrics or Metrics()
     config = client_config(settings, platform)
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    # Each open agent stream holds a connection: size the pool for the streams expected at once.
+    limits = httpx.Limits(
+        max_connections=settings.backend_max_connections, max_keepalive_connections=100
+    )
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(config.request_timeout),
         transport=LoggedTransport(httpx.AsyncHTTPTransport(limits=limits)),

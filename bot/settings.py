@@ -49,12 +49,14 @@ class Settings(BaseSettings):
     max_video_mb: float = Field(default=500, gt=0)
     max_audio_mb: float = Field(default=100, gt=0)
     allow_private_downloads: bool = False
+    backend_max_connections: int = Field(default=1000, ge=1)
 
     # State
     redis_url: str | None = None
     redis_namespace: str = "nemobot"
     idle_chat_ttl_days: float = Field(default=30, gt=0)
     lock_ttl_s: float = Field(default=60, gt=0)
+    redis_max_connections: int = Field(default=64, ge=1)
     sweep_interval_s: float = Field(default=5, gt=0)
 
     # Operations

@@ -95,6 +95,9 @@ class BrokenConversation:
     async def handle(self, msg: Inbound, out: Outbox) -> None:
         raise RuntimeError("database password is hunter2")
 
+    def is_control(self, msg: Inbound) -> bool:
+        return False
+
     async def resume_pending(
         self, outbox_for: Callable[[int], Outbox], *, reader_for: ReaderFor | None = None
     ) -> None:

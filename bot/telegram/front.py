@@ -60,6 +60,8 @@ class ConversationLike(Protocol):
 
     async def handle(self, msg: Inbound, out: Outbox) -> None: ...
 
+    def is_control(self, msg: Inbound) -> bool: ...
+
     async def resume_pending(
         self, outbox_for: Callable[[int], Outbox], *, reader_for: ReaderFor | None = None
     ) -> None: ...
@@ -140,6 +142,7 @@ class TelegramFront:
         self._refused_chats: set[int] = set()
         self._bot: Bot | None = None
         self._bot_id = 0
+        self._quick_gate = asyncio.Semaphore(64)
         self._username = ""
 
     # ------------------------------------------------------------------ building
@@ -155,6 +158,8 @@ class TelegramFront:
             .rate_limiter(AIORateLimiter(max_retries=0))
             .connect_timeout(10)
             .read_timeout(30)
+            .connection_pool_size(32)
+            .pool_timeout(30)
             .write_timeout(60)
             .get_updates_request(
                 TolerantUpdatesRequest(connection_pool_size=1, read_timeout=40, connect_timeout=10)
@@ -311,9 +316,13 @@ class TelegramFront:
 
     async def _run(self, msg: Inbound, lang: str | None) -> None:
         outbox = self.outbox_for(msg.chat_id, normalize_lang(lang))
+        # Quick answers of a burst take turns: thousands of requests in flight at once
+        # would cost more in connection-pool bookkeeping than in answering.
+        gate = self._quick_gate if self.conversation.is_control(msg) else contextlib.nullcontext()
         self.stats.jobs_running += 1
         try:
-            await self.conversation.handle(msg, outbox)
+            async with gate:
+                await self.conversation.handle(msg, outbox)
         finally:
             self.stats.jobs_running -= 1
             await outbox.close()
