@@ -115,6 +115,14 @@ class NemoClient:
         if self._owns_http:
             await self.http.aclose()
 
+    async def reachable(self, wait_s: float = 5.0) -> bool:
+        """Whether the API answers HTTP at all (any status): for readiness probes."""
+        try:
+            await self.http.get(f"{self._base}/", timeout=wait_s, headers=self._static_headers)
+        except httpx.HTTPError:
+            return False
+        return True
+
     async def __aenter__(self) -> NemoClient:
         return self
 

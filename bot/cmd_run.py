@@ -64,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
     async def on_start() -> None:
         lag.start()
         if settings.metrics_port is not None:
-            checks: dict[str, Check] = {"redis": app.store.ping}
+            checks: dict[str, Check] = {"redis": app.store.ping, "backend": app.client.reachable}
             runner = await serve_health(
                 app.metrics,
                 checks,
