@@ -87,7 +87,7 @@ from bot.io import (
 from bot.logs import log_context
 from bot.metrics import Metrics
 from bot.settings import Settings
-from bot.store import ChatState, ChatStore, PendingExport
+from bot.store import ChatState, ChatStore, PendingExport, StoreUnavailable
 from bot.texts import t
 from router import GuiAction, Intent, classify, read_agent_text
 
@@ -239,10 +239,10 @@ class Conversation:
             return "ok"
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             ref = _ref()
             log.exception("unhandled error ref=%s", ref)
-            await _safe_send(out, SendText(t("err_unknown", _fallback_lang(msg), ref=ref)))
+            await _safe_send(out, SendText(_apology(exc, _fallback_lang(msg), ref)))
             return "error"
 
     async def resume_pending(
@@ -403,13 +403,11 @@ class Conversation:
         except asyncio.CancelledError:
             _release(rt)
             raise
-        except Exception:
+        except Exception as exc:
             ref = _ref()
             log.exception("chat worker failed ref=%s", ref, extra={"chat_id": chat_id})
             for entry in _release(rt):
-                await _safe_send(
-                    entry.out, SendText(t("err_unknown", _fallback_lang(entry.msg), ref=ref))
-                )
+                await _safe_send(entry.out, SendText(_apology(exc, _fallback_lang(entry.msg), ref)))
         finally:
             rt.worker = None
             if not self._closing and any(e.done and not e.done.done() for e in rt.waiters.values()):
@@ -551,11 +549,10 @@ class Conversation:
         """One job with every failure turned into a reply; a /cancel ends it politely."""
         try:
             state = await self._store.load(chat_id)
-        except Exception:
+        except Exception as exc:
             ref = _ref()
             log.exception("chat state unavailable ref=%s", ref, extra={"chat_id": chat_id})
-            text = t("err_unknown", _fallback_lang(entry.msg), ref=ref)
-            await _safe_send(entry.out, SendText(text))
+            await _safe_send(entry.out, SendText(_apology(exc, _fallback_lang(entry.msg), ref)))
             return
         lang = self._lang(state, entry.msg) if entry.msg else (entry.resume or _NO_PENDING).lang
         turn = _Turn(chat_id=chat_id, out=entry.out, lang=lang, state=state, rt=rt)
@@ -1335,8 +1332,8 @@ class Conversation:
                     exc_info=(type(exc), exc, exc.__traceback__),
                     extra={"chat_id": turn.chat_id},
                 )
-            text = t("err_unknown", lang, ref=ref)
-            kind = "unknown"
+            text = _apology(exc, lang, ref)
+            kind = "store" if isinstance(exc, StoreUnavailable) else "unknown"
         if self._metrics:
             self._metrics.errors.labels(kind).inc()
         await _safe_send(turn.out, SendText(text, buttons=buttons))
@@ -1447,6 +1444,11 @@ class _Quiet:
 
 
 _NO_PENDING = PendingExport(render_id="", started_at=0.0)
+
+
+def _apology(exc: BaseException, lang: str, ref: str) -> str:
+    """The reply to a failure nobody planned for; the store being down has its own words."""
+    return t("err_store" if isinstance(exc, StoreUnavailable) else "err_unknown", lang, ref=ref)
 
 
 def intent_of(msg: Inbound) -> str:

@@ -18,17 +18,21 @@ its messages in order, so a message outlives the process that accepted it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass
@@ -144,6 +148,25 @@ def _token_ttl(state: ChatState, idle_ttl_s: float, now: float) -> float | None:
     return min(idle_ttl_s, state.token_expires_at - now)
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be reached; nothing was read or written."""
+
+
+def _unavailable_on_error(
+    fn: Callable[P, Coroutine[Any, Any, R]],
+) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Redis's connection errors become one typed error the conversation can word."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
+
+    return wrapper
+
+
 class RedisChatStore:
     """Chat state on Redis: one round trip per read and per write."""
 
@@ -188,11 +211,13 @@ return {1, item, 0}
     def _chat(self, chat_id: int) -> str:
         return f"{self._ns}:chat:{{{chat_id}}}"
 
+    @_unavailable_on_error
     async def load(self, chat_id: int) -> ChatState:
         key = self._chat(chat_id)
         raw, token_raw = await self._redis.mget([key, f"{key}:token"])
         return decode_state(chat_id, raw, token_raw)
 
+    @_unavailable_on_error
     async def save(self, state: ChatState) -> None:
         key = self._chat(state.chat_id)
         ttl = _token_ttl(state, self._idle_s, time.time())
@@ -209,6 +234,7 @@ return {1, item, 0}
             pipe.srem(f"{self._ns}:pending", state.chat_id)
         await pipe.execute()
 
+    @_unavailable_on_error
     async def delete(self, chat_id: int) -> None:
         key = self._chat(chat_id)
         pipe = self._redis.pipeline(transaction=False)
@@ -216,26 +242,32 @@ return {1, item, 0}
         pipe.srem(f"{self._ns}:pending", chat_id)
         await pipe.execute()
 
+    @_unavailable_on_error
     async def try_lock(self, chat_id: int, owner: str, ttl_s: float) -> bool:
         key = f"{self._chat(chat_id)}:lock"
         return bool(await self._redis.set(key, owner, nx=True, px=int(ttl_s * 1000)))
 
+    @_unavailable_on_error
     async def renew_lock(self, chat_id: int, owner: str, ttl_s: float) -> bool:
         key = f"{self._chat(chat_id)}:lock"
         done = await self._redis.eval(self._RENEW, 1, key, owner, int(ttl_s * 1000))
         return bool(done)
 
+    @_unavailable_on_error
     async def unlock(self, chat_id: int, owner: str) -> None:
         await self._redis.eval(self._UNLOCK, 1, f"{self._chat(chat_id)}:lock", owner)
 
+    @_unavailable_on_error
     async def first_seen(self, update_id: int, ttl_s: float = 86400, scope: str = "update") -> bool:
         """True only the first time; `scope` keeps separate records of one update."""
         key = f"{self._ns}:{scope}:{update_id}"
         return bool(await self._redis.set(key, 1, nx=True, px=int(ttl_s * 1000)))
 
+    @_unavailable_on_error
     async def chats_with_pending(self) -> list[int]:
         return _ids(await self._redis.smembers(f"{self._ns}:pending"))
 
+    @_unavailable_on_error
     async def enqueue(self, chat_id: int, item: str, limit: int) -> int:
         """Append a message to the chat's inbox unless `limit` wait: the new length, or 0."""
         pipe = self._redis.pipeline(transaction=False)
@@ -244,6 +276,7 @@ return {1, item, 0}
         length, _ = await pipe.execute()
         return int(length)
 
+    @_unavailable_on_error
     async def take_queued(self, chat_id: int, owner: str, ttl_s: float) -> Taken:
         """The next message to run, for the lock's owner only; see `Taken`."""
         key = self._chat(chat_id)
@@ -256,13 +289,16 @@ return {1, item, 0}
         item = got[1].decode() if isinstance(got[1], bytes) else str(got[1])
         return Taken(held=True, item=item, leftover=bool(int(got[2])))
 
+    @_unavailable_on_error
     async def finish_queued(self, chat_id: int) -> None:
         """The message taken last is done."""
         await self._redis.delete(f"{self._chat(chat_id)}:running")
 
+    @_unavailable_on_error
     async def queue_length(self, chat_id: int) -> int:
         return int(await self._redis.llen(f"{self._chat(chat_id)}:inbox"))
 
+    @_unavailable_on_error
     async def unindex_if_empty(self, chat_id: int) -> int:
         """Drop the chat from the index of queued chats, unless messages still wait (then it
         stays): how many wait. Removing first, then counting, never hides a new message."""
@@ -275,6 +311,7 @@ return {1, item, 0}
             await self._redis.sadd(key, chat_id)
         return int(length)
 
+    @_unavailable_on_error
     async def chats_with_work(self) -> list[int]:
         """Chats with exports in flight or queued messages, in one round trip."""
         pipe = self._redis.pipeline(transaction=False)

@@ -251,6 +251,11 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "⚠️ The agent stopped unexpectedly. Your project is safe; please try again.",
         "⚠️ 智能体意外中断。你的项目没有丢失，请再试一次。",
     ),
+    "err_store": (
+        "🧠 I can't reach my memory right now, so I can't work on your project. "
+        "Please try again in a minute (reference {ref}).",
+        "🧠 我暂时无法访问记忆存储，没法处理你的项目。请一分钟后再试（编号 {ref}）。",
+    ),
     "err_unknown": (
         "😵 Sorry, something went wrong on my side. If it keeps happening, "
         "mention reference {ref}.",

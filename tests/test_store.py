@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from redis.asyncio import Redis
 
 from bot.store import (
@@ -13,6 +14,7 @@ from bot.store import (
     MemoryChatStore,
     PendingExport,
     RedisChatStore,
+    StoreUnavailable,
     Taken,
 )
 
@@ -161,6 +163,19 @@ async def test_token_never_in_repr() -> None:
 
 async def test_ping(store: ChatStore) -> None:
     assert await store.ping()
+
+
+async def test_unreachable_redis_is_one_typed_error() -> None:
+    store = RedisChatStore.from_url("redis://127.0.0.1:1/0")
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.load(1)
+        with pytest.raises(StoreUnavailable):
+            await store.save(full_state())
+        with pytest.raises(StoreUnavailable):
+            await store.try_lock(1, "a", 1)
+    finally:
+        await store.aclose()
 
 
 async def test_ping_reports_unreachable_redis() -> None:
