@@ -4,7 +4,7 @@ in order, by whichever process holds the chat, files included."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -79,6 +79,7 @@ async def test_a_crashed_holders_chat_is_taken_over_message_by_message(
     a.sim.set_fault("quiet_stream", seconds=3, every=0.2)
     job_a = a.later("make a 5 second video of a lighthouse")
     await a.out.wait_for(lambda op: isinstance(op, Stream) or "Progress" in type(op).__name__)
+    await until(lambda: len(a.sim.requests_to("/run_sse")) == 1)  # A's answer is streaming
     await asyncio.wait_for(b.say('add a title "Beacon"'), 2)
     assert b.out.texts()[-1].startswith("⏳ Still working on your previous request.")
     await a.conv.aclose()  # the process dies mid-job: its lock lapses, its job is not done
@@ -125,3 +126,10 @@ async def test_a_queued_file_is_read_through_the_front_end_of_the_process_runnin
     got = await a.out.wait_for(lambda op: isinstance(op, SendText) and "📥 Got 1 file" in op.text)
     assert isinstance(got, SendText) and "still.png" in got.text
     assert fetched == [{"id": "P1"}]
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
