@@ -50,6 +50,7 @@ from backend.models import (
     parse_uploaded,
     require_mapping,
 )
+from backend.transport import backend_transport
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class NemoClient:
     def from_config(cls, config: ClientConfig) -> NemoClient:
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(config.request_timeout),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            transport=backend_transport(max_connections=100),
             follow_redirects=False,
         )
         client = cls(http, config)

@@ -15,6 +15,7 @@ import httpx
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from backend import ClientConfig, NemoClient
+from backend.transport import backend_transport
 from bot.conversation import Conversation, upload_limits
 from bot.metrics import Metrics, endpoint_label
 from bot.settings import Settings
@@ -125,12 +126,10 @@ def build_app(
     metrics = metrics or Metrics()
     config = client_config(settings, platform)
     # Each open agent stream holds a connection: size the pool for the streams expected at once.
-    limits = httpx.Limits(
-        max_connections=settings.backend_max_connections, max_keepalive_connections=100
-    )
+    transport = backend_transport(settings.backend_max_connections)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(config.request_timeout),
-        transport=LoggedTransport(httpx.AsyncHTTPTransport(limits=limits)),
+        transport=LoggedTransport(transport),
         event_hooks=metrics.httpx_hooks(),
     )
     client = NemoClient(http, config)

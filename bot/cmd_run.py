@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ from bot.app import build_app, build_store
 from bot.health import Check, serve_health
 from bot.logs import configure
 from bot.looplag import LoopLagMonitor, register_lag_metrics
+from bot.runtime import freeze_startup_objects, new_event_loop, tune_gc
 from bot.settings import Settings, load_settings
 from bot.store import ChatStore
 from bot.telegram import ALLOWED_UPDATES, TelegramConfig, TelegramFront
@@ -57,11 +59,14 @@ def main(args: argparse.Namespace) -> int:
             hidden.append(value.get_secret_value())
     configure(settings.log_level, settings.log_json, secrets=hidden)
 
+    tune_gc()
+    asyncio.set_event_loop(new_event_loop())
     app = build_app(settings, "telegram", store=_store(settings, token))
     health: list[web.AppRunner] = []
     lag = LoopLagMonitor(*register_lag_metrics(app.metrics.registry))
 
     async def on_start() -> None:
+        freeze_startup_objects()
         lag.start()
         if settings.metrics_port is not None:
             checks: dict[str, Check] = {"redis": app.store.ping, "backend": app.client.reachable}

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from multidict import CIMultiDict
 
 from backend import ClientConfig, Credentials, NemoClient
 
@@ -39,7 +40,7 @@ def capture_streams() -> dict[str, bytes]:
 class Seen:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: CIMultiDict[str]  # header names are case-insensitive on the wire
     body: bytes
 
 
@@ -60,7 +61,7 @@ class Scripted:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        self.seen.append(Seen(request.method, request.path, dict(request.headers), body))
+        self.seen.append(Seen(request.method, request.path, CIMultiDict(request.headers), body))
         queue = self.routes.get((request.method, request.path))
         if not queue:
             return web.json_response({"code": 404, "message": "no route"}, status=404)

@@ -28,6 +28,7 @@ from bot.conversation_text import fmt_size
 from bot.io import Attachment, Inbound, Outbox, ReaderFor, SendText
 from bot.metrics import Metrics
 from bot.settings import Settings
+from bot.telegram.aiohttp_request import AiohttpRequest
 from bot.telegram.inbound import (
     AlbumCollector,
     TooLarge,
@@ -156,11 +157,15 @@ class TelegramFront:
             .base_file_url(cfg.base_file_url)
             .concurrent_updates(256)
             .rate_limiter(AIORateLimiter(max_retries=0))
-            .connect_timeout(10)
-            .read_timeout(30)
-            .connection_pool_size(32)
-            .pool_timeout(30)
-            .write_timeout(60)
+            .request(
+                AiohttpRequest(
+                    connection_pool_size=32,
+                    connect_timeout=10,
+                    read_timeout=30,
+                    write_timeout=60,
+                    pool_timeout=30,
+                )
+            )
             .get_updates_request(
                 TolerantUpdatesRequest(connection_pool_size=1, read_timeout=40, connect_timeout=10)
             )

@@ -1,8 +1,11 @@
 """A `getUpdates` request that steps over updates the library cannot parse.
 
-PTB's polling loop re-fetches the same batch forever when one item fails to parse, so a
-single malformed update would stop the bot. Such an item is replaced by a bare update
-with the same id: the offset moves past it and the handlers never see it.
+When one item of a batch fails to parse, PTB logs it and asks again for the same offset,
+so a single malformed update would stop the bot forever. Batches pass through untouched
+(parsing each one twice would cost a fifth of the bot's CPU at a steady rate); only when
+the offset just served is asked for again is the batch checked, and each item that fails
+replaced by a bare update with the same id: the offset moves past it and the handlers
+never see it.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ import logging
 from typing import Any
 
 from telegram import Update
-from telegram.request import HTTPXRequest
+from telegram.request import RequestData
+
+from bot.telegram.aiohttp_request import AiohttpRequest
 
 log = logging.getLogger(__name__)
+_NOTHING = object()
 
 
 def parsable_updates(items: list[Any]) -> list[Any]:
@@ -33,18 +39,28 @@ def parsable_updates(items: list[Any]) -> list[Any]:
     return kept
 
 
-class TolerantUpdatesRequest(HTTPXRequest):
-    """Used only for `getUpdates`; filters the answer before PTB parses it."""
+class TolerantUpdatesRequest(AiohttpRequest):
+    """Used only for `getUpdates`; checks a batch PTB asks for a second time."""
 
-    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        status, payload = await super().do_request(*args, **kwargs)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._served: object = _NOTHING  # the offset of the last non-empty batch
+
+    async def do_request(
+        self, url: str, method: str, request_data: RequestData | None = None, *args: Any, **kw: Any
+    ) -> tuple[int, bytes]:
+        status, payload = await super().do_request(url, method, request_data, *args, **kw)
         if status != 200:
             return status, payload
         try:
             body = json.loads(payload)
         except ValueError:
             return status, payload
-        if isinstance(body, dict) and isinstance(body.get("result"), list):
+        if not (isinstance(body, dict) and isinstance(body.get("result"), list)):
+            return status, payload
+        offset = request_data.parameters.get("offset") if request_data else None
+        again, self._served = offset == self._served, offset if body["result"] else _NOTHING
+        if again and body["result"]:
             body["result"] = parsable_updates(body["result"])
             payload = json.dumps(body).encode()
         return status, payload
