@@ -17,6 +17,7 @@ from bot.runtime import freeze_startup_objects, new_event_loop, tune_gc
 from bot.settings import Settings, load_settings
 from bot.store import ChatStore
 from bot.telegram import ALLOWED_UPDATES, TelegramConfig, TelegramFront
+from bot.telegram.webhook import run_webhook
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -97,14 +98,17 @@ def main(args: argparse.Namespace) -> int:
     url = args.webhook or settings.webhook_url
     if url:
         hook_secret = settings.webhook_secret
-        application.run_webhook(
+        serving = run_webhook(
+            application,
+            front,
             listen=settings.webhook_listen,
             port=args.port or settings.webhook_port,
             url_path=webhook_path(url),
             webhook_url=url,
-            secret_token=hook_secret.get_secret_value() if hook_secret is not None else None,
+            secret=hook_secret.get_secret_value() if hook_secret is not None else None,
             allowed_updates=list(ALLOWED_UPDATES),
         )
+        asyncio.get_event_loop().run_until_complete(serving)
     else:
         application.run_polling(allowed_updates=list(ALLOWED_UPDATES))
     return 0

@@ -203,16 +203,20 @@ class Conversation:
         decision = classify(text)
         return decision.intent in (Intent.CREDITS, Intent.STATUS)
 
-    async def handle(self, msg: Inbound, out: Outbox) -> None:
+    async def handle(
+        self, msg: Inbound, out: Outbox, *, accepted: Callable[[], None] | None = None
+    ) -> None:
         """Answer one message. Never raises.
 
         Returns when its work is done here, or when it waits in the chat's shared inbox
         for the process that holds the chat (which answers it through its own front end).
-        Messages of one chat are queued in the order `handle` was called.
+        Messages of one chat are queued in the order `handle` was called. `accepted` is
+        called as soon as the message is in the chat's inbox in the store, where it
+        outlives this process (a front end acknowledges its delivery then).
         Logs one line per message: its intent, outcome and duration."""
         started = time.perf_counter()
         with log_context(chat_id=msg.chat_id, update_id=msg.update_id):
-            outcome = await self._handle(msg, out)
+            outcome = await self._handle(msg, out, accepted)
             log.info(
                 "message handled",
                 extra={
@@ -222,7 +226,7 @@ class Conversation:
                 },
             )
 
-    async def _handle(self, msg: Inbound, out: Outbox) -> str:
+    async def _handle(self, msg: Inbound, out: Outbox, accepted: Callable[[], None] | None) -> str:
         if self._closing:
             return "shutting_down"
         try:
@@ -235,7 +239,7 @@ class Conversation:
                 return "ok"
             if not msg.text.strip() and not msg.attachments and msg.callback_data is None:
                 return "empty"
-            await self._queue(msg, out)
+            await self._queue(msg, out, accepted)
             return "ok"
         except asyncio.CancelledError:
             raise
@@ -308,7 +312,9 @@ class Conversation:
         log.info("duplicate update ignored", extra={"update_id": msg.update_id})
         return True
 
-    async def _queue(self, msg: Inbound, out: Outbox) -> None:
+    async def _queue(
+        self, msg: Inbound, out: Outbox, accepted: Callable[[], None] | None = None
+    ) -> None:
         """Put the message in the chat's shared inbox, tell the user when it has to wait,
         and wait for it when this process runs it."""
         rt = self._runtime(msg.chat_id)
@@ -328,6 +334,8 @@ class Conversation:
             except BaseException:
                 rt.waiters.pop(token, None)
                 raise
+            if accepted is not None and length:
+                accepted()
             if length == 0:
                 rt.waiters.pop(token, None)
             elif rt.worker is None:

@@ -15,6 +15,7 @@ from bot.app import App, build_app
 from bot.settings import Settings, load_settings
 from bot.store import ChatStore
 from bot.telegram import ALLOWED_UPDATES, TelegramConfig, TelegramFront
+from bot.telegram.webhook import WebhookServer
 from tests.conversation_fixtures import png_bytes
 from tests.fake_botapi import BotMessage, FakeBotApi, TgUser
 
@@ -40,6 +41,7 @@ class TgHarness:
     front: TelegramFront | None = None
     application: Any = None
     webhook_port: int | None = None
+    webhook: WebhookServer | None = None
     generations: list[Any] = field(default_factory=list)
 
     async def start(self, *, webhook: bool = False, secret: str | None = None) -> None:
@@ -66,11 +68,10 @@ class TgHarness:
         await application.post_init(application)
         if webhook:
             self.webhook_port = free_port()
-            await application.updater.start_webhook(
-                listen="127.0.0.1",
-                port=self.webhook_port,
-                url_path="tg/hook",
-                webhook_url=f"http://127.0.0.1:{self.webhook_port}/tg/hook",
+            self.webhook = WebhookServer(self.front, application, path="tg/hook", secret=secret)
+            await self.webhook.start("127.0.0.1", self.webhook_port)
+            await application.bot.set_webhook(
+                f"http://127.0.0.1:{self.webhook_port}/tg/hook",
                 secret_token=secret,
                 allowed_updates=list(ALLOWED_UPDATES),
             )
@@ -85,6 +86,9 @@ class TgHarness:
         if application is None:
             return
         self.application = None
+        if self.webhook is not None:
+            await self.webhook.stop()
+            self.webhook = None
         if application.updater.running:
             await application.updater.stop()
         if application.running:

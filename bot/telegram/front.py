@@ -59,7 +59,9 @@ PTBApp = Application[Any, Any, Any, Any, Any, Any]
 class ConversationLike(Protocol):
     """What the front end needs of `bot.conversation.Conversation`."""
 
-    async def handle(self, msg: Inbound, out: Outbox) -> None: ...
+    async def handle(
+        self, msg: Inbound, out: Outbox, *, accepted: Callable[[], None] | None = None
+    ) -> None: ...
 
     def is_control(self, msg: Inbound) -> bool: ...
 
@@ -144,6 +146,8 @@ class TelegramFront:
         self._bot: Bot | None = None
         self._bot_id = 0
         self._quick_gate = asyncio.Semaphore(64)
+        # Webhook calls waiting for their update's message to be stored, by update id.
+        self._acks: dict[int, asyncio.Future[None]] = {}
         self._username = ""
 
     # ------------------------------------------------------------------ building
@@ -282,7 +286,7 @@ class TelegramFront:
             self._spawn(self._answer(query), update)
             if query.data:
                 msg = to_inbound(update, text="")
-                self._spawn(self._run(msg, lang), update)
+                self._spawn(self._run(msg, lang, self._acks.pop(update.update_id, None)), update)
             return
         message = update.message
         if message is None:
@@ -306,7 +310,25 @@ class TelegramFront:
         if not text.strip() and not files:
             return
         msg = to_inbound(update, text=text, attachments=tuple(files))
-        self._spawn(self._run(msg, lang), update)
+        self._spawn(self._run(msg, lang, self._acks.pop(update.update_id, None)), update)
+
+    async def accept(self, application: PTBApp, update: Update, wait_s: float) -> bool:
+        """Hand a webhook update to the application; return once its message is stored in
+        the chat's inbox or answered, or at once when it starts nothing that must last.
+        False when that took longer than `wait_s` (the caller asks for it again)."""
+        acked = asyncio.get_running_loop().create_future()
+        self._acks[update.update_id] = acked
+        try:
+            await application.process_update(update)
+        finally:
+            unclaimed = self._acks.pop(update.update_id, None) is not None
+        if unclaimed:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(acked), wait_s)
+        except TimeoutError:
+            return False
+        return True
 
     async def _answer(self, query: CallbackQuery) -> None:
         """Stop the button's spinner at once, whatever the press starts.
@@ -319,7 +341,15 @@ class TelegramFront:
         except BadRequest as exc:
             log.info("callback query not answered: %s", exc.message)
 
-    async def _run(self, msg: Inbound, lang: str | None) -> None:
+    async def _run(
+        self, msg: Inbound, lang: str | None, acked: asyncio.Future[None] | None = None
+    ) -> None:
+        """`acked` is resolved once the message is stored or answered (see `accept`)."""
+
+        def stored() -> None:
+            if acked is not None and not acked.done():
+                acked.set_result(None)
+
         outbox = self.outbox_for(msg.chat_id, normalize_lang(lang))
         # Quick answers of a burst take turns: thousands of requests in flight at once
         # would cost more in connection-pool bookkeeping than in answering.
@@ -327,8 +357,9 @@ class TelegramFront:
         self.stats.jobs_running += 1
         try:
             async with gate:
-                await self.conversation.handle(msg, outbox)
+                await self.conversation.handle(msg, outbox, accepted=stored)
         finally:
+            stored()
             self.stats.jobs_running -= 1
             await outbox.close()
 

@@ -231,6 +231,7 @@ class FakeBotApi:
         self.webhook_url: str = ""
         self.webhook_secret: str | None = None
         self.webhook_deliveries: list[tuple[int, int]] = []  # (update_id, HTTP status)
+        self.webhook_calling: tuple[int, str] | None = None  # (update_id, URL) unanswered yet
         self.balanced_targets: list[str] = []
         self.balanced_deliveries: list[tuple[int, str, int]] = []  # (update_id, URL, status)
         self._next_target = 0
@@ -946,6 +947,7 @@ class FakeBotApi:
             if self.webhook_secret:
                 headers["X-Telegram-Bot-Api-Secret-Token"] = self.webhook_secret
             target = self._webhook_target()
+            self.webhook_calling = (update["update_id"], target)
             try:
                 async with self._session.post(
                     target, data=json.dumps(update), headers=headers
@@ -953,6 +955,8 @@ class FakeBotApi:
                     status = response.status
             except (aiohttp.ClientError, OSError):
                 status = 0
+            finally:
+                self.webhook_calling = None
             self.webhook_deliveries.append((update["update_id"], status))
             if self.balanced_targets:
                 self.balanced_deliveries.append((update["update_id"], target, status))
