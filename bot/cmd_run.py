@@ -13,7 +13,7 @@ from bot.app import build_app, build_store
 from bot.health import Check, serve_health
 from bot.logs import configure
 from bot.looplag import LoopLagMonitor, register_lag_metrics
-from bot.runtime import freeze_startup_objects, new_event_loop, tune_gc
+from bot.runtime import GcPauses, freeze_startup_objects, new_event_loop, tune_gc
 from bot.settings import Settings, load_settings
 from bot.store import ChatStore
 from bot.telegram import ALLOWED_UPDATES, TelegramConfig, TelegramFront
@@ -65,6 +65,7 @@ def main(args: argparse.Namespace) -> int:
     app = build_app(settings, "telegram", store=_store(settings, token))
     health: list[web.AppRunner] = []
     lag = LoopLagMonitor(*register_lag_metrics(app.metrics.registry))
+    GcPauses(app.metrics.registry).install()
 
     async def on_start() -> None:
         freeze_startup_objects()

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram
+
+from bot.looplag import LAG_BUCKETS
 
 # Young collections 20x rarer than the default 700 allocations: most objects of an
 # update are freed by reference counting, so collecting them often buys nothing.
@@ -34,3 +40,33 @@ def freeze_startup_objects() -> None:
     stops walking it (a full collection then costs what the traffic allocated)."""
     gc.collect()
     gc.freeze()
+
+
+class GcPauses:
+    """Times every collection (`nemobot_gc_pause_seconds`, by generation): a pause stops
+    every chat at once, so it is the first suspect when the reply-time tail grows."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._histogram = Histogram(
+            "nemobot_gc_pause_seconds",
+            "How long each garbage collection stopped the process, by generation.",
+            ["generation"],
+            buckets=LAG_BUCKETS,
+            registry=registry,
+        )
+        self._by_generation = [self._histogram.labels(str(g)) for g in range(3)]
+        self._started = 0.0
+
+    def install(self) -> None:
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
+
+    def uninstall(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._by_generation[info["generation"]].observe(time.perf_counter() - self._started)

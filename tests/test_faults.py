@@ -11,6 +11,9 @@ state is lost. Faults already covered elsewhere are not repeated here (file::tes
 - render fails: test_conversation_errors::test_render_failure
 - render past the deadline (slow render): test_conversation_jobs::
   test_export_past_the_deadline_is_cancelled_server_side
+- the Telegram bot (`nemobot run --webhook`) killed mid-export: test_replicas::
+  test_three_replicas_lose_nothing_when_one_dies; killed while holding an update it has not
+  stored: test_replicas_webhook
 """
 
 from __future__ import annotations

@@ -1,0 +1,62 @@
+"""The bot process's event loop and collector settings, and the GC pause metric."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from bot.runtime import GcPauses, freeze_startup_objects, new_event_loop, tune_gc
+
+
+@pytest.fixture
+def restore_gc() -> Iterator[None]:
+    thresholds = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+
+
+def test_collector_tuned_and_start_up_objects_frozen(restore_gc: None) -> None:
+    tune_gc()
+    assert gc.get_threshold()[0] > 10 * 700, "young collections far rarer than the default"
+    freeze_startup_objects()
+    assert gc.get_freeze_count() > 1000
+
+
+def test_gc_pauses_are_timed_by_generation() -> None:
+    registry = CollectorRegistry()
+    pauses = GcPauses(registry)
+    pauses.install()
+    pauses.install()  # once only
+    try:
+        gc.collect(0)
+        gc.collect()
+    finally:
+        pauses.uninstall()
+    gc.collect()
+
+    def count(gen: int) -> float:
+        value = registry.get_sample_value(
+            "nemobot_gc_pause_seconds_count", {"generation": str(gen)}
+        )
+        return value or 0.0
+
+    assert count(2) == 1, "one full collection while installed, none after"
+    assert count(0) >= 1
+    total = registry.get_sample_value("nemobot_gc_pause_seconds_sum", {"generation": "2"})
+    assert total is not None and 0 < total < 5
+
+
+def test_the_loop_is_uvloop() -> None:
+    import uvloop  # a dependency everywhere but Windows
+
+    loop = new_event_loop()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+        assert loop.run_until_complete(asyncio.sleep(0, result=7)) == 7
+    finally:
+        loop.close()
