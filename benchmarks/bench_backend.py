@@ -34,6 +34,7 @@ from httpx_sse._decoders import SSEDecoder, SSELineDecoder  # noqa: E402
 from results import machine, now, write_section  # noqa: E402
 
 from backend import ClientConfig, Credentials, NemoClient, StreamParser  # noqa: E402
+from backend.transport import backend_transport  # noqa: E402
 
 CAPTURE = ROOT / "tests" / "data" / "adk-sse-capture.txt"
 EVENTS = 60_000
@@ -153,7 +154,8 @@ async def over_http(stream: bytes) -> dict[str, list[float]]:
     try:
         await wait_up(f"{base}/run_sse")
         config = ClientConfig(base_url=base, chat_timeout=600, chat_read_timeout=60)
-        async with httpx.AsyncClient(timeout=60) as http:
+        # Both read through the transport the product uses (httpx over aiohttp).
+        async with httpx.AsyncClient(timeout=60, transport=backend_transport(10)) as http:
             client = NemoClient(http, config)
             ours = our_chat(client)
 

@@ -13,7 +13,7 @@ from bot.app import build_app, build_store
 from bot.health import Check, serve_health
 from bot.logs import configure
 from bot.looplag import LoopLagMonitor, register_lag_metrics
-from bot.runtime import GcPauses, freeze_startup_objects, new_event_loop, tune_gc
+from bot.runtime import GcPauses, freeze_startup_objects, new_event_loop
 from bot.settings import Settings, load_settings
 from bot.store import ChatStore
 from bot.telegram import ALLOWED_UPDATES, TelegramConfig, TelegramFront
@@ -60,7 +60,6 @@ def main(args: argparse.Namespace) -> int:
             hidden.append(value.get_secret_value())
     configure(settings.log_level, settings.log_json, secrets=hidden)
 
-    tune_gc()
     asyncio.set_event_loop(new_event_loop())
     app = build_app(settings, "telegram", store=_store(settings, token))
     health: list[web.AppRunner] = []
