@@ -1,0 +1,146 @@
+"""Failures as replies: each backend error in its own friendly, translated words, anything
+else as an apology with a reference that is also in the log."""
+
+from __future__ import annotations
+
+import logging
+
+from backend import (
+    ACCEPTED_EXTENSIONS,
+    BackendUnavailable,
+    ExportBlocked,
+    FileTooLarge,
+    MissingClientId,
+    NemoError,
+    OutOfCredits,
+    ProtocolError,
+    RateLimited,
+    RenderFailed,
+    SessionNotFound,
+    StreamBroken,
+    TokenExpired,
+    UnsupportedFile,
+)
+from bot.conversation_export import render_failed_text
+from bot.conversation_files import formats
+from bot.conversation_session import SessionSetup
+from bot.conversation_state import Turn, new_ref, safe_send
+from bot.conversation_text import fmt_size, pick_lang
+from bot.io import Button, Inbound, SendText
+from bot.store import StoreUnavailable
+from bot.texts import t
+
+__all__ = ["ErrorReplies", "apology", "fallback_lang"]
+
+# Every part of the conversation logs under one name, so its lines are found together.
+log = logging.getLogger("bot.conversation")
+
+
+class ErrorReplies(SessionSetup):
+    """Error replies. Needs the session set-up (a lost session is replaced) and the web
+    address that registration and top-up links fall back to."""
+
+    _web_base: str
+
+    async def _reply_error(self, turn: Turn, exc: BaseException) -> None:
+        """Answer a failure; even a failure while answering ends in a logged apology."""
+        try:
+            await self._explain_error(turn, exc)
+        except Exception:
+            ref = new_ref()
+            log.exception("error reply failed ref=%s", ref, extra={"chat_id": turn.chat_id})
+            await safe_send(turn.out, SendText(t("err_unknown", turn.lang, ref=ref)))
+
+    async def _explain_error(self, turn: Turn, exc: BaseException) -> None:
+        """Each backend error as its own friendly, translated reply; anything else as an
+        apology with a reference that is also in the log."""
+        lang = turn.lang
+        buttons: tuple[Button, ...] = ()
+        kind = type(exc).__name__
+        if isinstance(exc, TokenExpired):
+            text = t("err_token_operator" if self._operator else "err_token", lang)
+            log.warning("token refused", extra={"chat_id": turn.chat_id})
+        elif isinstance(exc, OutOfCredits):
+            link = exc.link or await self._claim_link(turn) or self._web_base
+            if exc.anonymous and not self._operator:
+                text = t("err_credits_anonymous", lang)
+                buttons = (Button(t("btn_register", lang), url=link),)
+            else:
+                text = t("err_credits_registered", lang)
+                buttons = (Button(t("btn_topup", lang), url=exc.link or self._web_base),)
+            text = f"{text}\n{buttons[0].url}"
+        elif isinstance(exc, UnsupportedFile):
+            text = t("err_unsupported", lang, formats=formats(exc.accepted or ACCEPTED_EXTENSIONS))
+        elif isinstance(exc, FileTooLarge):
+            text = t("err_too_large", lang, size=fmt_size(exc.size), limit=fmt_size(exc.limit))
+        elif isinstance(exc, ExportBlocked):
+            text = t("err_export_blocked", lang)
+        elif isinstance(exc, RateLimited):
+            seconds = round(exc.retry_after) if exc.retry_after else 30
+            text = t("err_rate_limited", lang, seconds=seconds)
+        elif isinstance(exc, StreamBroken | BackendUnavailable):
+            text = t("err_unavailable", lang)
+            log.warning("backend unavailable: %s", kind, extra={"chat_id": turn.chat_id})
+        elif isinstance(exc, RenderFailed):
+            text = render_failed_text(exc.message, lang)
+        elif isinstance(exc, SessionNotFound):
+            try:
+                await self._replace_session(turn)
+                text = t("session_restarted", lang)
+            except Exception as again:
+                await self._reply_error(turn, again)
+                return
+        elif isinstance(exc, ProtocolError):
+            ref = new_ref()
+            log.error(
+                "backend answer not understood ref=%s: %s",
+                ref,
+                exc.message[:200],
+                extra={"chat_id": turn.chat_id},
+            )
+            text = t("err_protocol", lang, ref=ref)
+        else:
+            ref = new_ref()
+            if isinstance(exc, MissingClientId | NemoError):
+                log.error(
+                    "backend refused ref=%s: %s %s",
+                    ref,
+                    kind,
+                    exc.message[:200],
+                    extra={"chat_id": turn.chat_id},
+                )
+            else:
+                log.error(
+                    "unhandled error ref=%s",
+                    ref,
+                    exc_info=(type(exc), exc, exc.__traceback__),
+                    extra={"chat_id": turn.chat_id},
+                )
+            text = apology(exc, lang, ref)
+            kind = "store" if isinstance(exc, StoreUnavailable) else "unknown"
+        if self._metrics:
+            self._metrics.errors.labels(kind).inc()
+        await safe_send(turn.out, SendText(text, buttons=buttons))
+
+    async def _claim_link(self, turn: Turn) -> str | None:
+        """A browser link that keeps the anonymous user's project when they register."""
+        state = turn.state
+        if state.task_id is None or state.session_id is None or turn.api is None:
+            return None
+        try:
+            return await turn.api.claim_link(state.task_id, state.session_id)
+        except NemoError as exc:
+            log.warning("claim link unavailable: %s", type(exc).__name__)
+            return None
+
+
+def apology(exc: BaseException, lang: str, ref: str) -> str:
+    """The reply to a failure nobody planned for; the store being down has its own words."""
+    return t("err_store" if isinstance(exc, StoreUnavailable) else "err_unknown", lang, ref=ref)
+
+
+def fallback_lang(msg: Inbound | None) -> str:
+    """The language to apologise in when the chat's state cannot be read."""
+    if msg is None:
+        return "en"
+    return pick_lang(stored=None, locked=False, language_code=msg.language_code, text=msg.text)

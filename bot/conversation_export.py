@@ -1,0 +1,161 @@
+"""Exports: a render started from the project and followed to its video (or its failure,
+cancellation or deadline), including renders a stopped process left in the store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from backend import BackendUnavailable, NemoApi, NemoError, RateLimited, RenderStatus, is_exportable
+from bot.conversation_session import SessionSetup
+from bot.conversation_state import Turn, new_ref, safe_send
+from bot.conversation_text import fmt_elapsed, snippet
+from bot.io import ChatAction, Progress, SendText, SendVideo
+from bot.store import ChatState, PendingExport
+from bot.texts import t
+
+__all__ = ["ExportFlow", "drop_pending", "render_failed_text"]
+
+# Every part of the conversation logs under one name, so its lines are found together.
+log = logging.getLogger("bot.conversation")
+
+
+class ExportFlow(SessionSetup):
+    """Export and its follow-up. Needs the session set-up, the export settings (poll
+    interval, deadline) and the metrics."""
+
+    async def _export(self, turn: Turn) -> None:
+        api = await self._api(turn)
+        sid = self._session_id(turn)
+        project = await api.state(sid)
+        await self._remember_draft(turn, project.draft)
+        if not is_exportable(project.draft):
+            await turn.out.send(SendText(t("nothing_to_export", turn.lang)))
+            return
+        ref = new_ref("export")
+        await turn.out.send(
+            Progress(ref, t("export_progress", turn.lang, percent=0, elapsed=fmt_elapsed(0)))
+        )
+        await turn.out.send(ChatAction("upload_video"))
+        job = await api.start_export(sid, project.draft)
+        pending = PendingExport(
+            render_id=job.id, started_at=time.time(), lang=turn.lang, progress_ref=ref
+        )
+        await self._update(turn, lambda s: s.pending.append(pending))
+        log.info("export started", extra={"chat_id": turn.chat_id, "render_id": job.id})
+        await self._follow_export(turn, pending)
+
+    async def _resume(self, turn: Turn, pending: PendingExport) -> None:
+        state = await self._store.load(turn.chat_id)
+        turn.state = state
+        if not any(p.render_id == pending.render_id for p in state.pending):
+            return  # delivered or cancelled meanwhile (e.g. by another replica)
+        await self._follow_export(turn, pending)
+
+    async def _follow_export(self, turn: Turn, pending: PendingExport) -> None:
+        """Poll the render until it is done, failed, cancelled or past the deadline."""
+        api = await self._api(turn)
+        lang = turn.lang
+        ref = pending.progress_ref or new_ref("export")
+        render_id = pending.render_id
+        deadline = pending.started_at + self._settings.export_deadline_s
+        interval = self._settings.export_poll_interval_s
+        shown = t("export_progress", lang, percent=0, elapsed=fmt_elapsed(0))
+        percent = 0
+        if self._metrics:
+            self._metrics.exports_pending.inc()
+        try:
+            while True:
+                try:
+                    job = await api.export_status(render_id)
+                except (BackendUnavailable, RateLimited) as exc:
+                    # A render runs on without us: keep polling through short outages.
+                    log.warning(
+                        "export status unavailable: %s",
+                        type(exc).__name__,
+                        extra={"chat_id": turn.chat_id, "render_id": render_id},
+                    )
+                    job = None
+                elapsed = fmt_elapsed(time.time() - pending.started_at)
+                if job is not None and job.status is RenderStatus.COMPLETED and job.url:
+                    done = t("export_done", lang, elapsed=elapsed)
+                    await turn.out.send(Progress(ref, done, done=True))
+                    await turn.out.send(
+                        SendVideo(
+                            url=job.url,
+                            caption=t("export_caption", lang),
+                            buttons=(self._button("new", lang), self._button("credits", lang)),
+                        )
+                    )
+                    await self._end_export(turn, render_id, "completed")
+                    return
+                if job is not None and job.status is RenderStatus.FAILED:
+                    await turn.out.send(Progress(ref, t("export_failed_line", lang), done=True))
+                    await turn.out.send(SendText(render_failed_text(job.error, lang)))
+                    await self._end_export(turn, render_id, "failed")
+                    return
+                if job is not None and job.status is RenderStatus.CANCELLED:
+                    await turn.out.send(Progress(ref, t("export_stopped_line", lang), done=True))
+                    await turn.out.send(SendText(t("export_cancelled_remote", lang)))
+                    await self._end_export(turn, render_id, "cancelled")
+                    return
+                now = time.time()
+                if now >= deadline:
+                    await self._cancel_render(api, turn, render_id)
+                    await turn.out.send(Progress(ref, t("export_timeout_line", lang), done=True))
+                    minutes = max(1, round(self._settings.export_deadline_s / 60))
+                    await turn.out.send(SendText(t("export_deadline", lang, minutes=minutes)))
+                    await self._end_export(turn, render_id, "deadline")
+                    return
+                if job is not None:
+                    # Shown progress never goes backwards, whatever the service reports.
+                    percent = max(percent, min(99, int(job.progress)))
+                    text = t("export_progress", lang, percent=percent, elapsed=elapsed)
+                    if text != shown:
+                        await turn.out.send(Progress(ref, text))
+                        shown = text
+                await turn.out.send(ChatAction("upload_video"))
+                await asyncio.sleep(max(0.0, min(interval, deadline - now)))
+        except asyncio.CancelledError:
+            if turn.rt.cancel_requested:
+                await self._cancel_render(api, turn, render_id)
+                await safe_send(turn.out, Progress(ref, t("export_stopped_line", lang), done=True))
+                await safe_send(turn.out, SendText(t("export_cancelled", lang)))
+                turn.rt.cancel_reported = True
+                await self._end_export(turn, render_id, "cancelled")
+            raise
+        finally:
+            if self._metrics:
+                self._metrics.exports_pending.dec()
+
+    async def _cancel_render(self, api: NemoApi, turn: Turn, render_id: str) -> None:
+        try:
+            await api.cancel_export(render_id)
+            log.info("render cancelled", extra={"chat_id": turn.chat_id, "render_id": render_id})
+        except NemoError as exc:
+            log.warning(
+                "render cancel failed: %s",
+                type(exc).__name__,
+                extra={"chat_id": turn.chat_id, "render_id": render_id},
+            )
+
+    async def _end_export(self, turn: Turn, render_id: str, outcome: str) -> None:
+        log.info(
+            "export finished",
+            extra={"chat_id": turn.chat_id, "render_id": render_id, "outcome": outcome},
+        )
+        if self._metrics:
+            self._metrics.exports.labels(outcome).inc()
+        await self._update(turn, lambda s: drop_pending(s, {render_id}))
+
+
+def drop_pending(state: ChatState, render_ids: set[str]) -> None:
+    state.pending = [p for p in state.pending if p.render_id not in render_ids]
+
+
+def render_failed_text(message: str | None, lang: str) -> str:
+    detail = ""
+    if message and not message.lstrip().startswith(("{", "[", "<")):
+        detail = f" ({snippet(message, 120)})" if lang == "en" else f"（{snippet(message, 120)}）"
+    return t("render_failed", lang, detail=detail)

@@ -1,0 +1,184 @@
+"""Files: each checked before it is read, the good ones uploaded to the session (or links
+handed over), and a reply saying what arrived."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from backend import (
+    ACCEPTED_EXTENSIONS,
+    FileKind,
+    FileTooLarge,
+    UnsupportedFile,
+    UploadedFile,
+    UploadFile,
+    UploadLimits,
+    preflight,
+)
+from bot.conversation_session import SessionSetup
+from bot.conversation_state import Turn
+from bot.conversation_text import fmt_duration, fmt_size
+from bot.io import Attachment, ChatAction, SendText
+from bot.texts import t
+
+__all__ = ["MIB", "FileUploads", "formats"]
+
+# Every part of the conversation logs under one name, so its lines are found together.
+log = logging.getLogger("bot.conversation")
+
+MIB = 1024 * 1024
+
+
+class FileUploads(SessionSetup):
+    """Uploads and the request for a file. Needs the session set-up and the per-kind size
+    limits."""
+
+    _limits: UploadLimits
+
+    async def _ask_for_file(self, turn: Turn) -> None:
+        await turn.out.send(
+            SendText(
+                t(
+                    "upload_ask",
+                    turn.lang,
+                    formats=formats(ACCEPTED_EXTENSIONS),
+                    image_mb=_mb(self._limits.image_bytes),
+                    video_mb=_mb(self._limits.video_bytes),
+                    audio_mb=_mb(self._limits.audio_bytes),
+                )
+            )
+        )
+
+    async def _upload_files(
+        self, turn: Turn, attachments: Sequence[Attachment], has_text: bool
+    ) -> None:
+        """Check every file before reading it, then send all good ones in one upload."""
+        checked: list[tuple[Attachment, FileKind]] = []
+        for item in attachments:
+            kind = await self._preflight(turn, item.name, item.mime, item.size or 0)
+            if kind is not None:
+                checked.append((item, kind))
+        files: list[UploadFile] = []
+        kinds: list[FileKind] = []
+        for item, kind in checked:
+            data = await item.read()
+            if await self._preflight(turn, item.name, item.mime, len(data)) is None:
+                continue
+            files.append(UploadFile(name=item.name, mime=item.mime, data=data, size=len(data)))
+            kinds.append(kind)
+        if not files:
+            return
+        api = await self._api(turn)
+        await turn.out.send(ChatAction("typing"))
+        uploaded = await api.upload_files(self._session_id(turn), files)
+        sizes = [f.size for f in files]
+        await self._confirm_upload(turn, uploaded, kinds, sizes, suggest=not has_text)
+
+    async def _preflight(
+        self, turn: Turn, name: str, mime: str | None, size: int
+    ) -> FileKind | None:
+        try:
+            return preflight(name, mime, size, self._limits)
+        except UnsupportedFile as exc:
+            accepted = exc.accepted or ACCEPTED_EXTENSIONS
+            await turn.out.send(
+                SendText(t("file_rejected_type", turn.lang, name=name, formats=formats(accepted)))
+            )
+        except FileTooLarge as exc:
+            kind = _kind_of_name(name, mime)
+            await turn.out.send(
+                SendText(
+                    t(
+                        "file_rejected_size",
+                        turn.lang,
+                        name=name,
+                        size=fmt_size(exc.size if exc.size is not None else size),
+                        kind=t(f"kind_{kind}", turn.lang),
+                        limit=fmt_size(exc.limit),
+                    )
+                )
+            )
+        return None
+
+    async def _upload_urls(self, turn: Turn, urls: Sequence[str]) -> None:
+        api = await self._api(turn)
+        await turn.out.send(ChatAction("typing"))
+        uploaded = await api.upload_urls(self._session_id(turn), urls)
+        await self._confirm_upload(turn, uploaded, [], [], suggest=True)
+
+    async def _confirm_upload(
+        self,
+        turn: Turn,
+        uploaded: Sequence[UploadedFile],
+        kinds: Sequence[FileKind],
+        sizes: Sequence[int],
+        *,
+        suggest: bool,
+    ) -> None:
+        lang = turn.lang
+        lines: list[str] = []
+        seen: list[str] = []
+        for i, f in enumerate(uploaded):
+            kind = _kind_word(f.file_type) or (str(kinds[i]) if i < len(kinds) else "other")
+            seen.append(kind)
+            details: list[str] = []
+            if f.duration:
+                details.append(fmt_duration(f.duration))
+            if f.width and f.height:
+                details.append(f"{f.width}×{f.height}")
+            size = f.size if f.size is not None else (sizes[i] if i < len(sizes) else None)
+            if size is not None:
+                details.append(fmt_size(size))
+            lines.append(
+                t(
+                    "file_line",
+                    lang,
+                    name=f.filename or "?",
+                    kind=t(f"kind_{kind}", lang),
+                    details=f" ({', '.join(details)})" if details else "",
+                )
+            )
+        count = (
+            t("files_count_one", lang)
+            if len(uploaded) == 1
+            else t("files_count_many", lang, n=len(uploaded))
+        )
+        text = t("upload_received", lang, count=count, lines="\n".join(lines))
+        if suggest:
+            nxt = "next_image" if "image" in seen else "next_video" if "video" in seen else None
+            nxt = nxt or ("next_audio" if "audio" in seen else None)
+            if nxt:
+                text = f"{text}\n\n{t(nxt, lang)}"
+        log.info("files uploaded", extra={"chat_id": turn.chat_id, "count": len(uploaded)})
+        await turn.out.send(SendText(text))
+
+
+def formats(extensions: Sequence[str]) -> str:
+    return " ".join(e.lstrip(".") for e in extensions)
+
+
+def _mb(size: int) -> str:
+    return f"{size / MIB:g}"
+
+
+def _kind_word(file_type: str) -> str | None:
+    low = file_type.lower()
+    for word in ("image", "video", "audio"):
+        if word in low:
+            return word
+    return None
+
+
+def _kind_of_name(name: str, mime: str | None) -> str:
+    guess = _kind_word(mime or "")
+    if guess:
+        return guess
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if ext in ("jpg", "jpeg", "png", "gif", "webp", "heic"):
+        return "image"
+    if ext in ("mp3", "wav", "m4a", "aac"):
+        return "audio"
+    if ext in ("mp4", "mov", "avi", "webm", "mkv"):
+        return "video"
+    return "other"

@@ -1,0 +1,382 @@
+"""The per-chat queue: a chat's messages wait in its shared inbox in the store and are run one
+at a time, in order, by the process holding the chat's lock; a periodic sweep takes on the
+work a stopped process left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from bot.conversation_actions import Actions
+from bot.conversation_errors import apology, fallback_lang
+from bot.conversation_inbox import decode_item, encode_item
+from bot.conversation_state import ChatRuntime, Entry, Turn, new_ref, safe_send
+from bot.conversation_text import command_of, snippet
+from bot.io import Inbound, Outbound, Outbox, ReaderFor, SendText, button_action
+from bot.logs import log_context
+from bot.store import PendingExport
+from bot.texts import t
+from router import Intent, classify
+
+__all__ = ["MAX_QUEUED", "ChatQueue"]
+
+# Every part of the conversation logs under one name, so its lines are found together.
+log = logging.getLogger("bot.conversation")
+
+# Messages one chat may have waiting in its inbox; more are refused, not lost silently,
+# so a flood cannot grow the store without bound.
+MAX_QUEUED = 20
+
+
+class ChatQueue(Actions):
+    """The per-chat queue, its workers and the sweep. Needs every action a job can run,
+    whether the conversation is closing, and the front end's ways to answer a chat and to
+    read stored files (given to `resume_pending`)."""
+
+    _closing: bool
+    _reader_for: ReaderFor | None
+    _outbox_for: Callable[[int], Outbox] | None
+    _only: frozenset[int] | None
+    _sweeper: asyncio.Task[None] | None
+
+    async def _seen(self, msg: Inbound) -> bool:
+        """True for an update already handled (Telegram re-sends after a failed delivery)."""
+        if msg.update_id is None or await self._store.first_seen(msg.update_id):
+            return False
+        log.info("duplicate update ignored", extra={"update_id": msg.update_id})
+        return True
+
+    async def _queue(
+        self, msg: Inbound, out: Outbox, accepted: Callable[[], None] | None = None
+    ) -> None:
+        """Put the message in the chat's shared inbox, tell the user when it has to wait,
+        and wait for it when this process runs it."""
+        rt = self._runtime(msg.chat_id)
+        rt.last_out = out
+        self._start_sweeper()
+        label, text = _label_of(msg)
+        token = uuid.uuid4().hex
+        entry = Entry(out=out, label=label, snippet=text, msg=msg)
+        entry.done = asyncio.get_running_loop().create_future()
+        busy_with: Entry | None = None
+        async with rt.admission:  # FIFO: the inbox gets a chat's messages in call order
+            if await self._seen(msg):
+                return
+            rt.waiters[token] = entry
+            try:
+                length = await self._store.enqueue(msg.chat_id, encode_item(token, msg), MAX_QUEUED)
+            except BaseException:
+                rt.waiters.pop(token, None)
+                raise
+            if accepted is not None and length:
+                accepted()
+            if length == 0:
+                rt.waiters.pop(token, None)
+            elif rt.worker is None:
+                rt.worker = self._spawn_worker(msg.chat_id, rt)
+            else:
+                running = rt.current_entry if rt.current_entry is not entry else None
+                if running is not None or length > 1:
+                    busy_with = running or _OTHER_JOB
+                    entry.told = True
+        try:
+            if length == 0:
+                await self._tell(msg, out, "queue_full", count=MAX_QUEUED)
+                return
+            if busy_with is not None:
+                await self._tell(msg, out, "busy", busy_with=busy_with)
+            await asyncio.shield(entry.done)
+        finally:
+            rt.waiters.pop(token, None)
+
+    async def _tell(
+        self, msg: Inbound, out: Outbox, key: str, *, busy_with: Entry | None = None, **kw: Any
+    ) -> None:
+        lang = self._lang(await self._store.load(msg.chat_id), msg)
+        if busy_with is not None:
+            kw["job"] = _job_text(busy_with, lang)
+        await safe_send(out, SendText(t(key, lang, **kw)))
+
+    def _spawn_worker(
+        self, chat_id: int, rt: ChatRuntime, patience: float = 0.0
+    ) -> asyncio.Task[None]:
+        return asyncio.create_task(self._work(chat_id, rt, patience), name=f"chat-{chat_id}")
+
+    def _start_sweeper(self) -> None:
+        if self._sweeper is None and not self._closing:
+            self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweep")
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.sweep_interval_s)
+            try:
+                await self._sweep()
+            except Exception as exc:
+                log.warning("sweep for orphaned work failed: %s", type(exc).__name__)
+
+    async def _sweep(self, patience: float = 0.0) -> None:
+        """Start a worker for each chat with work in the store and none here; it runs the
+        work only if it gets the chat's lock (a living holder keeps it)."""
+        for chat_id in await self._store.chats_with_work():
+            if self._only is not None and chat_id not in self._only:
+                continue
+            known = self._chats.get(chat_id)
+            if self._outbox_for is None and (known is None or known.last_out is None):
+                continue  # no front end attached that could answer this chat
+            rt = self._runtime(chat_id)
+            if rt.worker is None and not self._closing:
+                rt.worker = self._spawn_worker(chat_id, rt, patience)
+
+    async def _work(self, chat_id: int, rt: ChatRuntime, patience: float) -> None:
+        """Hold the chat's lock while its work lasts; without the lock, leave the chat's
+        messages to the holder."""
+        try:
+            if not await self._lock(chat_id, patience):
+                await self._hand_over(chat_id, rt)
+                return
+            while True:
+                await self._drain(chat_id, rt)
+                # A message queued while the lock was being released is not left behind.
+                if self._closing or not await self._store.queue_length(chat_id):
+                    return
+                if not await self._store.try_lock(chat_id, self._owner, self._settings.lock_ttl_s):
+                    await self._hand_over(chat_id, rt)
+                    return
+        except asyncio.CancelledError:
+            _release(rt)
+            raise
+        except Exception as exc:
+            ref = new_ref()
+            log.exception("chat worker failed ref=%s", ref, extra={"chat_id": chat_id})
+            for entry in _release(rt):
+                await safe_send(entry.out, SendText(apology(exc, fallback_lang(entry.msg), ref)))
+        finally:
+            rt.worker = None
+            if not self._closing and any(e.done and not e.done.done() for e in rt.waiters.values()):
+                rt.worker = self._spawn_worker(chat_id, rt)
+
+    async def _lock(self, chat_id: int, patience: float) -> bool:
+        """Take the chat's lock, trying for up to `patience` seconds."""
+        ttl = self._settings.lock_ttl_s
+        deadline = time.monotonic() + patience
+        while not await self._store.try_lock(chat_id, self._owner, ttl):
+            if time.monotonic() >= deadline or self._closing:
+                return False
+            await asyncio.sleep(min(1.0, ttl / 4))
+        return True
+
+    async def _hand_over(self, chat_id: int, rt: ChatRuntime) -> None:
+        """Another process holds the chat: it runs the messages waiting here, whose users
+        are told so before their `handle` returns."""
+        waiting = [e for e in rt.waiters.values() if e.done is not None and not e.done.done()]
+        for entry in waiting:
+            if not entry.told and entry.msg is not None:
+                entry.told = True
+                await self._tell(entry.msg, entry.out, "busy", busy_with=_OTHER_JOB)
+        for entry in waiting:
+            _finish(entry)
+
+    async def _drain(self, chat_id: int, rt: ChatRuntime) -> None:
+        """With the lock: resume orphaned exports, then run the inbox in order; unlock.
+
+        A message's `handle` returns once the next one is taken or the lock is released,
+        so whoever it answers finds the chat free when nothing else waits."""
+        renewer = asyncio.create_task(self._renew_lock(chat_id))
+        ran: Entry | None = None
+        try:
+            resumed = await self._resume_orphans(chat_id, rt)
+            while True:
+                taken = await self._store.take_queued(
+                    chat_id, self._owner, self._settings.lock_ttl_s
+                )
+                if not taken.held:
+                    log.warning("chat lock lost, leaving its queue", extra={"chat_id": chat_id})
+                    return
+                if taken.item is None:
+                    if await self._store.unindex_if_empty(chat_id):
+                        continue
+                    return
+                if ran is not None:
+                    _finish(ran)
+                ran = await self._run_item(chat_id, rt, taken.item, taken.leftover, resumed)
+                await self._store.finish_queued(chat_id)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(Exception):
+                await self._store.unlock(chat_id, self._owner)
+            if ran is not None:
+                _finish(ran)
+
+    async def _resume_orphans(self, chat_id: int, rt: ChatRuntime) -> bool:
+        """Exports in flight that nobody follows (we just took the lock): follow them."""
+        state = await self._store.load(chat_id)
+        for pending in state.pending:
+            log.info("resuming export", extra={"chat_id": chat_id, "render_id": pending.render_id})
+            entry = Entry(out=self._out_for(chat_id, rt), label="job_resume", resume=pending)
+            entry.owned = self._outbox_for is not None
+            await self._run_job(chat_id, entry, rt)
+        return bool(state.pending)
+
+    async def _run_item(
+        self, chat_id: int, rt: ChatRuntime, item: str, leftover: bool, resumed: bool
+    ) -> Entry | None:
+        """One message from the inbox: this process's own, or one another process took."""
+        try:
+            token, msg = decode_item(item, self._reader_for)
+        except ValueError:
+            log.warning("unreadable queued message dropped", extra={"chat_id": chat_id})
+            return None
+        entry = rt.waiters.get(token)
+        if entry is None:
+            label, text = _label_of(msg)
+            entry = Entry(out=self._out_for(chat_id, rt), label=label, snippet=text, msg=msg)
+            entry.owned = self._outbox_for is not None
+        if not leftover:
+            await self._run_job(chat_id, entry, rt, finish=False)
+            return entry
+        # Taken by a process that stopped mid-job. A resumed export finishes an export job;
+        # anything else is not run twice: the user is told instead.
+        try:
+            if not (resumed and entry.label == "job_export"):
+                log.info("interrupted job reported", extra={"chat_id": chat_id})
+                await self._tell(msg, entry.out, "interrupted", busy_with=entry)
+        finally:
+            await _close_owned(entry)
+        return entry
+
+    def _out_for(self, chat_id: int, rt: ChatRuntime) -> Outbox:
+        """Where a job whose front end call is gone answers."""
+        if self._outbox_for is not None:
+            return self._outbox_for(chat_id)
+        if rt.last_out is not None:
+            return rt.last_out
+        log.warning("no front end to answer a chat", extra={"chat_id": chat_id})
+        return _NOWHERE
+
+    async def _run_job(
+        self, chat_id: int, entry: Entry, rt: ChatRuntime, *, finish: bool = True
+    ) -> None:
+        rt.current_entry = entry
+        rt.cancel_requested = False
+        rt.cancel_reported = False
+        update_id = entry.msg.update_id if entry.msg is not None else None
+        with log_context(chat_id=chat_id, update_id=update_id):  # the task copies the context
+            task = asyncio.create_task(self._run_entry(chat_id, entry, rt))
+        rt.current = task
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            task.cancel()
+            await asyncio.wait({task})
+            raise
+        finally:
+            rt.current = None
+            rt.current_entry = None
+            await _close_owned(entry)
+            if finish:
+                _finish(entry)
+
+    async def _renew_lock(self, chat_id: int) -> None:
+        ttl = self._settings.lock_ttl_s
+        while True:
+            await asyncio.sleep(ttl / 3)
+            try:
+                if not await self._store.renew_lock(chat_id, self._owner, ttl):
+                    log.warning("chat lock lost, taking it again", extra={"chat_id": chat_id})
+                    await self._store.try_lock(chat_id, self._owner, ttl)
+            except Exception:
+                log.warning("chat lock renewal failed", extra={"chat_id": chat_id}, exc_info=True)
+
+    async def _run_entry(self, chat_id: int, entry: Entry, rt: ChatRuntime) -> None:
+        """One job with every failure turned into a reply; a /cancel ends it politely."""
+        try:
+            state = await self._store.load(chat_id)
+        except Exception as exc:
+            ref = new_ref()
+            log.exception("chat state unavailable ref=%s", ref, extra={"chat_id": chat_id})
+            await safe_send(entry.out, SendText(apology(exc, fallback_lang(entry.msg), ref)))
+            return
+        lang = self._lang(state, entry.msg) if entry.msg else (entry.resume or _NO_PENDING).lang
+        turn = Turn(chat_id=chat_id, out=entry.out, lang=lang, state=state, rt=rt)
+        try:
+            if entry.msg is not None:
+                await self._persist_lang(turn)
+                await self._job(turn, entry.msg)
+            elif entry.resume is not None:
+                await self._resume(turn, entry.resume)
+        except asyncio.CancelledError:
+            if not rt.cancel_requested:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            if not rt.cancel_reported:
+                await safe_send(turn.out, SendText(t("stopped", turn.lang)))
+        except Exception as exc:
+            await self._reply_error(turn, exc)
+
+
+_NO_PENDING = PendingExport(render_id="", started_at=0.0)
+
+
+def _finish(entry: Entry) -> None:
+    if entry.done is not None and not entry.done.done():
+        entry.done.set_result(None)
+
+
+def _release(rt: ChatRuntime) -> list[Entry]:
+    """Let every `handle` still waiting here return; their messages stay in the inbox."""
+    waiting = [e for e in rt.waiters.values() if e.done is not None and not e.done.done()]
+    for entry in waiting:
+        _finish(entry)
+    return waiting
+
+
+async def _close_owned(entry: Entry) -> None:
+    """Close an outbox made for one job (a front end's may hold a typing indicator)."""
+    close = getattr(entry.out, "close", None) if entry.owned else None
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()
+
+
+class _Nowhere:
+    """The outbox of last resort, when no front end was attached."""
+
+    async def send(self, op: Outbound) -> None:
+        log.warning("answer dropped: no front end attached (%s)", type(op).__name__)
+
+
+_NOWHERE = _Nowhere()
+_OTHER_JOB = Entry(out=_NOWHERE, label="job_other")
+
+
+def _label_of(msg: Inbound) -> tuple[str, str]:
+    """What a queued job is, in words for the "still working on …" reply."""
+    action = button_action(msg.callback_data)
+    if action == "export":
+        return "job_export", ""
+    if action == "new":
+        return "job_new", ""
+    if msg.attachments:
+        return "job_upload", ""
+    cmd = command_of(msg.text)
+    if cmd is not None:
+        return {"export": "job_export", "new": "job_new"}.get(cmd[0], "job_other"), ""
+    intent = classify(msg.text).intent
+    if intent is Intent.EXPORT:
+        return "job_export", ""
+    return "job_chat", snippet(msg.text)
+
+
+def _job_text(entry: Entry | None, lang: str) -> str:
+    if entry is None:
+        return t("job_other", lang)
+    if entry.label == "job_chat":
+        return t("job_chat", lang, snippet=entry.snippet)
+    return t(entry.label, lang)

@@ -1,0 +1,221 @@
+"""The agent's stream: its answer streamed into one message, tool hints and a "still working"
+notice while it is quiet, and what the answer leads to (buttons, a change summary, an export)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from backend import (
+    AgentCrash,
+    ModelError,
+    StateDelta,
+    StreamBroken,
+    TextDelta,
+    ToolCall,
+    describe_changes,
+    is_exportable,
+    summarize_draft,
+)
+from bot.conversation_export import ExportFlow
+from bot.conversation_state import Turn, new_ref, safe_send
+from bot.conversation_text import asks_for_export, draft_of, fmt_elapsed, tool_hint
+from bot.io import Button, ChatAction, Outbox, Progress, SendText, Stream
+from bot.texts import t
+from router import GuiAction, read_agent_text
+
+__all__ = ["AgentStream"]
+
+# Every part of the conversation logs under one name, so its lines are found together.
+log = logging.getLogger("bot.conversation")
+
+_CHAT_ACTION_EVERY_S = 4.5
+
+
+class AgentStream(ExportFlow):
+    """Chat with the agent. Needs exports (an answer may start one) and the quiet-notice
+    setting."""
+
+    async def _chat(self, turn: Turn, text: str) -> None:
+        """Stream the agent's answer into one message, with progress for tools and quiet."""
+        api = await self._api(turn)
+        sid = self._session_id(turn)
+        lang = turn.lang
+        before = turn.state.last_draft
+        stream_ref = new_ref("reply")
+        quiet = _Quiet(out=turn.out, lang=lang, ref=new_ref("work"), every=self._quiet_s())
+        visible = ""
+        new_draft: dict[str, Any] | None = None
+        model_error: ModelError | None = None
+        crash: AgentCrash | None = None
+        await turn.out.send(ChatAction("typing"))
+        watchdog = asyncio.create_task(quiet.watch())
+        if self._metrics:
+            self._metrics.streams_open.inc()
+        events = api.chat(sid, text)
+        try:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    if not event.text:
+                        continue
+                    visible += event.text
+                    quiet.touch()
+                    await turn.out.send(Stream(stream_ref, visible))
+                elif isinstance(event, ToolCall):
+                    quiet.touch()
+                    await quiet.show(tool_hint(event.name, lang))
+                elif isinstance(event, StateDelta):
+                    draft = draft_of(event.delta.get("draft"))
+                    if draft is not None:
+                        new_draft = draft
+                elif isinstance(event, ModelError):
+                    model_error = event
+                elif isinstance(event, AgentCrash):
+                    crash = event
+        except StreamBroken:
+            watchdog.cancel()
+            await quiet.finish()
+            if visible:
+                await turn.out.send(Stream(stream_ref, visible, final=True))
+            log.warning("agent stream broke", extra={"chat_id": turn.chat_id})
+            project = await api.state(sid)
+            summary = self._summary_or_empty(project.draft, lang)
+            await turn.out.send(SendText(t("err_stream_broken", lang, summary=summary)))
+            await self._remember_draft(turn, project.draft)
+            return
+        except asyncio.CancelledError:
+            watchdog.cancel()
+            await quiet.finish()
+            if visible:
+                stopped = visible + t("stopped_suffix", lang)
+                await safe_send(turn.out, Stream(stream_ref, stopped, final=True))
+            raise
+        finally:
+            watchdog.cancel()
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+            if self._metrics:
+                self._metrics.streams_open.dec()
+        await quiet.finish()
+        if model_error is not None:
+            log.warning(
+                "agent model error",
+                extra={"chat_id": turn.chat_id, "code": model_error.code},
+            )
+        if crash is not None:
+            log.warning("agent crashed: %s", crash.message[:200], extra={"chat_id": turn.chat_id})
+
+        if visible.strip():
+            await self._finish_reply(turn, text, visible, stream_ref, new_draft)
+        elif model_error is None and crash is None:
+            await self._describe_turn(turn, before)
+        if model_error is not None:
+            await turn.out.send(SendText(t("err_model", lang, code=model_error.code or "?")))
+        elif crash is not None:
+            await turn.out.send(SendText(t("err_crash", lang)))
+
+    async def _finish_reply(
+        self,
+        turn: Turn,
+        user_text: str,
+        reply: str,
+        ref: str,
+        new_draft: dict[str, Any] | None,
+    ) -> None:
+        """The final text, with the agent's GUI talk turned into what this chat can do."""
+        lang = turn.lang
+        hint = read_agent_text(reply)
+        extra = ""
+        buttons: tuple[Button, ...] = ()
+        auto_export = False
+        if new_draft is not None:
+            await self._remember_draft(turn, new_draft)
+        if hint.action is GuiAction.EXPORT:
+            if asks_for_export(user_text):
+                auto_export = True
+            else:
+                extra = t("gui_export", lang)
+                buttons = (self._button("export", lang),)
+        elif hint.action is GuiAction.STATUS:
+            api = await self._api(turn)
+            project = await api.state(self._session_id(turn))
+            await self._remember_draft(turn, project.draft)
+            extra = t("gui_status", lang, summary=self._summary_or_empty(project.draft, lang))
+            if is_exportable(project.draft):
+                buttons = (self._button("export", lang),)
+        elif new_draft is not None and is_exportable(new_draft):
+            buttons = (self._button("export", lang), self._button("status", lang))
+        final = reply.rstrip() + (f"\n\n{extra}" if extra else "")
+        await turn.out.send(Stream(ref, final, final=True, buttons=buttons))
+        if auto_export:
+            await turn.out.send(SendText(t("auto_export", lang)))
+            await self._export(turn)
+
+    async def _describe_turn(self, turn: Turn, before: Mapping[str, Any] | None) -> None:
+        """A turn without text: read the project and say what changed."""
+        api = await self._api(turn)
+        project = await api.state(self._session_id(turn))
+        change = describe_changes(before, project.draft, turn.lang)
+        await self._remember_draft(turn, project.draft)
+        buttons: tuple[Button, ...] = ()
+        if is_exportable(project.draft):
+            buttons = (self._button("export", turn.lang), self._button("status", turn.lang))
+        if change:
+            await turn.out.send(SendText(t("changes", turn.lang, changes=change), buttons=buttons))
+        else:
+            await turn.out.send(SendText(t("no_changes", turn.lang), buttons=buttons))
+
+    def _summary_or_empty(self, draft: Mapping[str, Any] | None, lang: str) -> str:
+        if not is_exportable(draft):
+            return t("status_empty", lang).removeprefix("📋 ")
+        return summarize_draft(draft, lang)
+
+    def _quiet_s(self) -> float:
+        return self._settings.quiet_notice_s
+
+
+class _Quiet:
+    """The "⏳ Still working…" notice: one message, updated each quiet period, plus the
+    tool-call hints and the typing indicator while the agent works."""
+
+    def __init__(self, *, out: Outbox, lang: str, ref: str, every: float) -> None:
+        self.out = out
+        self.lang = lang
+        self.ref = ref
+        self.every = every
+        self.started = time.monotonic()
+        self.last = self.started
+        self.shown = False
+
+    def touch(self) -> None:
+        self.last = time.monotonic()
+
+    async def show(self, text: str) -> None:
+        self.shown = True
+        await safe_send(self.out, Progress(self.ref, text))
+
+    async def finish(self) -> None:
+        if self.shown:
+            self.shown = False
+            await safe_send(self.out, Progress(self.ref, t("progress_done", self.lang), done=True))
+
+    async def watch(self) -> None:
+        next_action = time.monotonic() + _CHAT_ACTION_EVERY_S
+        while True:
+            now = time.monotonic()
+            due = self.last + self.every
+            if now >= due:
+                elapsed = fmt_elapsed(now - self.started)
+                await self.show(t("still_working", self.lang, elapsed=elapsed))
+                self.last = now
+                continue
+            if now >= next_action:
+                await safe_send(self.out, ChatAction("typing"))
+                next_action = now + _CHAT_ACTION_EVERY_S
+            await asyncio.sleep(max(0.01, min(due, next_action) - now))
