@@ -20,10 +20,20 @@ from httpx_aiohttp import AiohttpTransport
 
 def backend_transport(max_connections: int, keepalive_s: float = 5.0) -> httpx.AsyncBaseTransport:
     limits = httpx.Limits(max_connections=max_connections, keepalive_expiry=keepalive_s)
-    return _Transport(limits=limits, trust_env=False)
+    return _Transport(limits=limits)
 
 
 class _Transport(AiohttpTransport):
+    def get_client(self) -> aiohttp.ClientSession:
+        """The library's session, also taking HTTP(S)_PROXY / NO_PROXY from the environment
+        as httpx does by itself."""
+        connector = aiohttp.TCPConnector(
+            limit=self.limits.max_connections or 0,
+            keepalive_timeout=self.limits.keepalive_expiry,
+            ssl=self.ssl_context,
+        )
+        return aiohttp.ClientSession(connector=connector, trust_env=True)
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         with _httpx_errors(request):
             response = await super().handle_async_request(request)

@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import aiohttp  # noqa: E402
 import httpx  # noqa: E402
 from httpx_sse import aconnect_sse  # noqa: E402
 from httpx_sse._decoders import SSEDecoder, SSELineDecoder  # noqa: E402
@@ -246,7 +247,8 @@ def main() -> int:
     table = "\n".join(rows)
     body = f"""
 Measured {now()} on {machine()} (shared),
-httpx {httpx.__version__}. Stream: {events:,} SSE events
+httpx {httpx.__version__} over aiohttp {aiohttp.__version__} (the client's transport, for both
+paths). Stream: {events:,} SSE events
 ({len(stream) / 1e6:.1f} MB) built from the ADK capture's events (partial text chunks, a tool
 call and response every 40 chunks, keep-alives in all three shapes), served in
 {BLOCK // 1024} KB writes by an aiohttp process on 127.0.0.1. Median of {ROUNDS} interleaved

@@ -46,6 +46,9 @@ class AiohttpRequest(BaseRequest):
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool_size),
                 headers={"User-Agent": self.USER_AGENT},
+                # HTTPS_PROXY / NO_PROXY from the environment, as PTB's httpx client honours
+                # them: where Telegram is blocked, a proxy is how the bot reaches it.
+                trust_env=True,
             )
 
     async def shutdown(self) -> None:
