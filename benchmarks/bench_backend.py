@@ -39,7 +39,7 @@ from backend.transport import backend_transport  # noqa: E402
 
 CAPTURE = ROOT / "tests" / "data" / "adk-sse-capture.txt"
 EVENTS = 60_000
-ROUNDS = 7
+ROUNDS = 15
 BLOCK = 64 * 1024
 
 SERVER = r"""
@@ -259,9 +259,12 @@ process), which other load on the machine barely moves; wall-clock rates swing w
 
 Target (our layer ≤ 1.5× bare httpx-sse over HTTP, CPU time): **{verdict}**
 ({cpu_ratio:.2f}×; wall clock {wall_ratio:.2f}×). A plain `json.loads` of each ADK event
-alone costs {ratio(mem_times, "bare+json", "bare"):.1f}× the bare decoders, so the target is
-reached by reading ADK text chunks (nearly every event of a turn) without a full JSON parse;
-every other event, and any text chunk not shaped exactly like ADK's, takes `json.loads`.
+alone costs {ratio(mem_times, "bare+json", "bare"):.1f}× the bare decoders, so our layer reads
+ADK text chunks (nearly every event of a turn) without a full JSON parse; every other event,
+and any text chunk not shaped exactly like ADK's, takes `json.loads`. Over HTTP the ratio
+lies between 1 and the in-memory one, nearer the latter the cheaper the transport: with
+aiohttp under httpx, reading the bytes costs less than parsing the events, so what remains
+is mostly our parser's own cost per event (the in-memory row).
 """
     write_section("backend", body)
     print(body.strip())
