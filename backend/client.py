@@ -105,7 +105,7 @@ class NemoClient:
     def from_config(cls, config: ClientConfig) -> NemoClient:
         http = httpx.AsyncClient(
             timeout=httpx.Timeout(config.request_timeout),
-            transport=backend_transport(max_connections=100),
+            transport=backend_transport(max_connections=100, base_url=config.base_url),
             follow_redirects=False,
         )
         client = cls(http, config)

@@ -126,7 +126,7 @@ def build_app(
     metrics = metrics or Metrics()
     config = client_config(settings, platform)
     # Each open agent stream holds a connection: size the pool for the streams expected at once.
-    transport = backend_transport(settings.backend_max_connections)
+    transport = backend_transport(settings.backend_max_connections, base_url=config.base_url)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(config.request_timeout),
         transport=LoggedTransport(transport),

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from backend.transport import backend_transport
+from backend.transport import backend_transport, env_proxy
 from bot.telegram.aiohttp_request import AiohttpRequest
 
 ANSWER = b'{"ok":true,"result":true}'
@@ -54,7 +54,18 @@ async def test_bot_api_calls_go_through_the_proxy(proxy: list[str]) -> None:
 
 
 async def test_backend_calls_go_through_the_proxy(proxy: list[str]) -> None:
-    async with httpx.AsyncClient(transport=backend_transport(4)) as http:
+    transport = backend_transport(4, base_url="http://nemo.invalid")
+    async with httpx.AsyncClient(transport=transport) as http:
         response = await http.get("http://nemo.invalid/api/credits")
     assert response.json() == {"ok": True, "result": True}
     assert proxy == ["GET http://nemo.invalid/api/credits HTTP/1.1"]
+
+
+def test_no_proxy_and_the_scheme_are_respected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.local:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example,localhost")
+    for name in ("HTTP_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert env_proxy("https://api.telegram.org/bot1:T/getMe") == "http://proxy.local:3128"
+    assert env_proxy("https://internal.example/api") is None
+    assert env_proxy("http://api.nemovideo.ai/api") is None  # no HTTP_PROXY set

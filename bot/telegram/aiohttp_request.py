@@ -8,9 +8,13 @@ updates a second. `BaseRequest` is PTB's documented extension point for this.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+from backend.transport import env_proxy
 
 Timeout = float | None
 
@@ -36,6 +40,9 @@ class AiohttpRequest(BaseRequest):
         self._pool = pool_timeout
         self._media_write = media_write_timeout
         self._session: aiohttp.ClientSession | None = None
+        # HTTP(S)_PROXY / NO_PROXY, as PTB's httpx client honours them (where Telegram is
+        # blocked, a proxy is how the bot reaches it); looked up once per host.
+        self._proxies: dict[tuple[str, str], str | None] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -46,9 +53,6 @@ class AiohttpRequest(BaseRequest):
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool_size),
                 headers={"User-Agent": self.USER_AGENT},
-                # HTTPS_PROXY / NO_PROXY from the environment, as PTB's httpx client honours
-                # them: where Telegram is blocked, a proxy is how the bot reaches it.
-                trust_env=True,
             )
 
     async def shutdown(self) -> None:
@@ -88,8 +92,15 @@ class AiohttpRequest(BaseRequest):
             sock_connect=connect,
             sock_read=read,
         )
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        if key not in self._proxies:
+            self._proxies[key] = env_proxy(url)
+        proxy = self._proxies[key]
         try:
-            async with session.request(method, url, data=body, timeout=timeout) as response:
+            async with session.request(
+                method, url, data=body, timeout=timeout, proxy=proxy
+            ) as response:
                 return response.status, await response.read()
         except TimeoutError as err:  # aiohttp's timeouts subclass it
             raise TimedOut from err
