@@ -22,7 +22,7 @@ from httpx_aiohttp.transport import AiohttpResponseStream
 
 # The library hands a body on 16 KB at a time (its class setting); a stream arriving in
 # bulk then takes four trips through httpx and the event parser where one would do
-# (benchmarks/RESULTS.md, "backend": 1.65x bare httpx-sse at 16 KB, 1.40x at 64 KB).
+# (measured with benchmarks/bench_backend.py).
 AiohttpResponseStream.CHUNK_SIZE = 64 * 1024
 
 
