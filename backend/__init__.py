@@ -4,7 +4,7 @@ Imports nothing from `bot`, `router`, `telegram` or `redis`.
 """
 
 from backend.client import NemoApi, NemoClient
-from backend.config import ACCEPTED_EXTENSIONS, VERSION, ClientConfig, UploadLimits
+from backend.config import ACCEPTED_EXTENSIONS, MIB, VERSION, ClientConfig, UploadLimits
 from backend.drafts import describe_changes, is_exportable, summarize_draft
 from backend.errors import (
     BackendUnavailable,
@@ -49,6 +49,7 @@ from backend.models import (
 
 __all__ = [
     "ACCEPTED_EXTENSIONS",
+    "MIB",
     "VERSION",
     "AgentCrash",
     "BackendUnavailable",

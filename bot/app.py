@@ -16,8 +16,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from backend import ClientConfig, NemoClient
 from backend.transport import backend_transport
-from bot.conversation import Conversation, upload_limits
-from bot.metrics import Metrics, endpoint_label
+from bot.conversation import Conversation
+from bot.ops.metrics import Metrics, endpoint_label
 from bot.settings import Settings
 from bot.store import ChatStore, MemoryChatStore, RedisChatStore
 
@@ -74,7 +74,7 @@ def client_config(settings: Settings, platform: str) -> ClientConfig:
         rate_limit_wait=settings.rate_limit_wait_s,
         chat_timeout=settings.chat_timeout_s,
         request_timeout=settings.request_timeout_s,
-        limits=upload_limits(settings),
+        limits=settings.upload_limits(),
     )
 
 

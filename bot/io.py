@@ -15,6 +15,7 @@ __all__ = [
     "Attachment",
     "Button",
     "ChatAction",
+    "DownloadTooLarge",
     "Inbound",
     "Outbound",
     "Outbox",
@@ -43,6 +44,15 @@ class Attachment:
 
 
 ReaderFor: TypeAlias = Callable[[Mapping[str, Any]], Callable[[], Awaitable[bytes]]]
+
+
+class DownloadTooLarge(Exception):
+    """An attachment's reader refused a file larger than its front end may fetch."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} bytes, over the limit of {limit}")
+        self.size = size
+        self.limit = limit
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from backend import MIB, UploadLimits
+
 DEFAULT_API_BASE = "https://mega-api-prod.nemovideo.ai"
 
 IdList = Annotated[list[int], NoDecode]
@@ -88,12 +90,19 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
-        if value in (None, ""):
+        if not value:
             return None
-        assert value is not None
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    def upload_limits(self) -> UploadLimits:
+        """The per-kind size caps (MB here, bytes for the client)."""
+        return UploadLimits(
+            image_bytes=int(self.max_image_mb * MIB),
+            video_bytes=int(self.max_video_mb * MIB),
+            audio_bytes=int(self.max_audio_mb * MIB),
+        )
 
 
 class SettingsError(Exception):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["LANGS", "TEXTS", "normalize_lang", "t"]
+__all__ = ["LANGS", "TEXTS", "fmt_duration", "fmt_elapsed", "fmt_size", "normalize_lang", "t"]
 
 LANGS: Final = ("en", "zh")
 
@@ -293,6 +293,26 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "Usage: /upload PATH [PATH…] [message]",
         "用法：/upload 路径 [路径…] [消息]",
     ),
+    # --- Telegram only -----------------------------------------------------------------
+    "open_video": ("▶️ Open the video", "▶️ 打开视频"),
+    "video_link": (
+        "Your video is ready; it is too large to send here, so here is its link.",
+        "视频做好了；文件太大无法在这里发送，请用链接打开。",
+    ),
+    "not_allowed": (
+        "Sorry, this bot is private. Ask its operator to add your user id {user_id}.",
+        "抱歉，这是一个私有机器人。请让管理员添加你的用户 ID {user_id}。",
+    ),
+    "stats": (
+        "📊 Since {since} UTC\n"
+        "Chats: {chats}\nJobs running: {jobs}\nExports today: {exports}\n"
+        "Errors by kind: {errors}",
+        "📊 自 {since} UTC 起\n"
+        "会话数：{chats}\n进行中的任务：{jobs}\n今日导出：{exports}\n"
+        "错误（按类型）：{errors}",
+    ),
+    "no_errors": ("none", "无"),
+    "telegram_file_limit": ("Telegram's download limit", "Telegram 下载上限"),
 }
 
 
@@ -306,3 +326,27 @@ def t(key: str, lang: str | None, /, **values: object) -> str:
     en, zh = TEXTS[key]
     template = zh if normalize_lang(lang) == "zh" else en
     return template.format(**values) if values else template
+
+
+def fmt_elapsed(seconds: float) -> str:
+    """`m:ss`, the way a progress line shows time."""
+    whole = max(0, int(seconds))
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def fmt_duration(seconds: float) -> str:
+    """A media duration: `7.5 s` below a minute, `m:ss` above."""
+    if seconds < 60:
+        return f"{seconds:.1f} s".replace(".0 s", " s")
+    return fmt_elapsed(seconds)
+
+
+def fmt_size(size: int | None) -> str:
+    """Bytes as people read them."""
+    if size is None:
+        return "?"
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    if size >= 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size} B"

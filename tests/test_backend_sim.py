@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from backend.sim import SimConfig, sample_mp4
-from bot import cmd_sim
+from bot.cli import sim as cmd_sim
 from tests.sim_fixtures import ATTRIBUTION, Api, PNG_1x1, fast, parse_stream, running
 
 

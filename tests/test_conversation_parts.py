@@ -13,11 +13,11 @@ import pytest
 
 from backend import UploadLimits
 from bot.app import build_app, build_store, client_config
-from bot.conversation_text import asks_for_export, command_of, fmt_size, pick_lang, tool_hint
+from bot.conversation.text import asks_for_export, command_of, pick_lang, tool_hint
 from bot.io import Inbound, Stream, button_action
 from bot.settings import load_settings
 from bot.store import MemoryChatStore, RedisChatStore
-from bot.texts import TEXTS, t
+from bot.texts import TEXTS, fmt_size, t
 from tests.conversation_fixtures import HarnessFactory, harnesses
 
 MB = 1024 * 1024

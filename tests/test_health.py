@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from aiohttp import web
 
-from bot.health import serve_health
-from bot.metrics import Metrics, endpoint_label
+from bot.ops.health import serve_health
+from bot.ops.metrics import Metrics, endpoint_label
 from bot.store import RedisChatStore
 from tests.redis_server import free_port
 

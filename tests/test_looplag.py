@@ -8,8 +8,8 @@ import time
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from bot.looplag import LoopLagMonitor, register_lag_metrics
-from bot.metrics import Metrics
+from bot.ops.looplag import LoopLagMonitor, register_lag_metrics
+from bot.ops.metrics import Metrics
 
 
 def _sample(registry: CollectorRegistry, name: str, labels: dict[str, str] | None = None) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.conversation_inbox import FileUnavailable, decode_item, encode_item
+from bot.conversation.inbox import FileUnavailable, decode_item, encode_item
 from bot.io import Attachment, Inbound, SendText, Stream
 from bot.store import RedisChatStore
 from tests.conversation_fixtures import (

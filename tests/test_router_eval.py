@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import cmd_classify
+from bot.cli import classify as cmd_classify
 from router import Intent, classify, normalize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,7 +127,7 @@ def test_jsonl_handles_100k_lines_in_one_run() -> None:
     texts[7] = "bad \udcff byte"
     data = "\n".join(texts).encode("utf-8", "surrogateescape") + b"\n"
     code = (
-        "import argparse, sys; from bot import cmd_classify as c; "
+        "import argparse, sys; from bot.cli import classify as c; "
         "p = argparse.ArgumentParser(); c.add_arguments(p); "
         "sys.exit(c.main(p.parse_args(sys.argv[1:])))"
     )

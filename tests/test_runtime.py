@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry
 
-from bot.runtime import GcPauses, freeze_startup_objects, new_event_loop
+from bot.ops.runtime import GcPauses, freeze_startup_objects, new_event_loop
 
 
 @pytest.fixture

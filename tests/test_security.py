@@ -27,7 +27,7 @@ from telegram import Bot
 
 from backend import Credentials, NemoError
 from bot.io import SendVideo
-from bot.logs import configure
+from bot.ops.logs import configure
 from bot.store import RedisChatStore
 from bot.telegram import RenderConfig, Renderer
 from bot.telegram.outbox import is_public_address

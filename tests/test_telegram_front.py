@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from bot import cmd_run
+from bot.cli import run as cmd_run
 from bot.io import Inbound, Outbox, ReaderFor
 from bot.telegram import TelegramConfig, TelegramFront
 from tests import telegram_fixtures

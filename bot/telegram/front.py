@@ -24,11 +24,11 @@ from telegram.error import BadRequest
 from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 from telegram.ext import ApplicationBuilder as _Builder
 
-from bot.conversation_text import fmt_size
 from bot.io import Attachment, Inbound, Outbox, ReaderFor, SendText
-from bot.metrics import Metrics
+from bot.ops.metrics import Metrics
 from bot.settings import Settings
 from bot.telegram.aiohttp_request import AiohttpRequest
+from bot.telegram.commands import COMMANDS
 from bot.telegram.inbound import (
     AlbumCollector,
     TooLarge,
@@ -38,9 +38,8 @@ from bot.telegram.inbound import (
     to_inbound,
 )
 from bot.telegram.outbox import FrontStats, RenderConfig, Renderer, TelegramOutbox
-from bot.telegram.texts import COMMANDS, tg_text
 from bot.telegram.updates_request import TolerantUpdatesRequest
-from bot.texts import normalize_lang, t
+from bot.texts import fmt_size, normalize_lang, t
 
 __all__ = [
     "ALLOWED_UPDATES",
@@ -413,7 +412,7 @@ class TelegramFront:
                 name=item.name,
                 size=fmt_size(item.size),
                 kind=t(kind_key, lang),
-                limit=f"{fmt_size(item.limit)} ({tg_text('telegram_file_limit', lang)})",
+                limit=f"{fmt_size(item.limit)} ({t('telegram_file_limit', lang)})",
             )
             await outbox.send(SendText(text))
         await outbox.close()
@@ -428,9 +427,7 @@ class TelegramFront:
             return
         self._refused_chats.add(chat_id)
         log.info("refused a user not on the allowlist", extra={"chat_id": chat_id})
-        await self.outbox_for(chat_id, lang).send(
-            SendText(tg_text("not_allowed", lang, user_id=user_id))
-        )
+        await self.outbox_for(chat_id, lang).send(SendText(t("not_allowed", lang, user_id=user_id)))
 
     async def _send_stats(self, chat_id: int, lang: str | None) -> None:
         errors = dict(self.stats.errors)
@@ -441,14 +438,14 @@ class TelegramFront:
                         kind = sample.labels.get("kind", "?")
                         errors[kind] = errors.get(kind, 0) + int(sample.value)
         listed = ", ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
-        text = tg_text(
+        text = t(
             "stats",
             lang,
             since=time.strftime("%Y-%m-%d %H:%M", time.gmtime(self.stats.started_at)),
             chats=len(self.stats.chats),
             jobs=self.stats.jobs_running,
             exports=self.stats.exports_today(),
-            errors=listed or tg_text("no_errors", lang),
+            errors=listed or t("no_errors", lang),
         )
         await self.outbox_for(chat_id, lang).send(SendText(text))
 

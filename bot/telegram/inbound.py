@@ -17,8 +17,7 @@ from typing import Any
 
 from telegram import Bot, Message, MessageEntity, Update
 
-from backend.errors import FileTooLarge
-from bot.io import Attachment, Inbound
+from bot.io import Attachment, DownloadTooLarge, Inbound
 
 __all__ = [
     "AlbumCollector",
@@ -119,10 +118,10 @@ def reader_for(
 def _reader(bot: Bot, ref: _FileRef, limit: int) -> Callable[[], Awaitable[bytes]]:
     async def read() -> bytes:
         if ref.size is not None and ref.size > limit:
-            raise FileTooLarge(size=ref.size, limit=limit)
+            raise DownloadTooLarge(size=ref.size, limit=limit)
         file = await bot.get_file(ref.file_id)
         if file.file_size is not None and file.file_size > limit:
-            raise FileTooLarge(size=file.file_size, limit=limit)
+            raise DownloadTooLarge(size=file.file_size, limit=limit)
         data = await file.download_as_bytearray()
         return bytes(data)
 
@@ -184,7 +183,8 @@ def to_inbound(
     """An inbound message from a message or a button press update."""
     chat = update.effective_chat
     user = update.effective_user
-    assert chat is not None
+    if chat is None:
+        raise ValueError("an update without a chat has no message to hand in")
     query = update.callback_query
     return Inbound(
         chat_id=chat.id,

@@ -32,7 +32,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from bot.io import Button, ChatAction, Outbound, Progress, SendText, SendVideo, Stream
 from bot.telegram.format import html_is_balanced, markdown_to_html, split_text
-from bot.telegram.texts import tg_text
+from bot.texts import t
 
 __all__ = ["FrontStats", "RenderConfig", "Renderer", "TelegramOutbox", "is_public_address"]
 
@@ -500,9 +500,9 @@ class TelegramOutbox:
         if delivered:
             self._r.stats.export_delivered()
         elif op.url and urlsplit(op.url).scheme in ("http", "https"):
-            label = tg_text("open_video", self.lang)
+            label = t("open_video", self.lang)
             buttons = (*op.buttons, Button(label, url=op.url))
-            caption = op.caption or tg_text("video_link", self.lang)
+            caption = op.caption or t("video_link", self.lang)
             await self._send_message(caption, html=False, buttons=buttons)
         elif op.caption:
             await self._send_message(op.caption, html=False, buttons=op.buttons)

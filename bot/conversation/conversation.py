@@ -1,19 +1,15 @@
 """What the bot does with each message, whatever front end delivered it.
 
-The conversation joins the router, the backend client and the chat store. A front end
-calls `handle()` for every message as it arrives, concurrently (one task per message).
-Control messages (/cancel, /credits, /status, /help, /lang, button presses) are answered
-at once. Other messages go into the chat's inbox in the store, shared by every replica:
-the process holding the chat's lock runs them one at a time, in order, and a message that
-has to wait is answered at once. A process that dies leaves its lock to expire and its
-chats' messages and exports in the store, where a periodic sweep in every process finds
-them. Messages carrying an `update_id` are handled once, however often they arrive.
+A front end calls `handle()` for every message as it arrives, concurrently (one task per
+message). Control messages (/cancel, /credits, /status, /help, /lang, status and credits
+buttons) are answered at once by `Actions`. Other messages go into the chat's inbox in the
+store, shared by every replica: `ChatQueue` in the process holding the chat's lock runs
+them one at a time, in order, and a message that has to wait is answered at once. A
+process that dies leaves its lock to expire and its chats' messages and exports in the
+store, where a periodic sweep in every process finds them. Messages carrying an
+`update_id` are handled once, however often they arrive.
 
-`Conversation` inherits its parts: the per-chat queue and its workers
-(`conversation_queue`), what each message asks for (`conversation_actions`), the agent's
-stream (`conversation_stream`), exports (`conversation_export`), files
-(`conversation_files`), error replies (`conversation_errors`), set-up and the session
-(`conversation_session`) and the state they share (`conversation_state`).
+`Conversation` only wires the parts: each receives what it uses in its constructor.
 """
 
 from __future__ import annotations
@@ -26,36 +22,31 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 
-from backend import NemoClient, UploadLimits
-from bot.conversation_errors import apology, fallback_lang
-from bot.conversation_files import MIB
-from bot.conversation_queue import MAX_QUEUED, ChatQueue
-from bot.conversation_state import ChatRuntime, new_ref, safe_send
-from bot.conversation_text import command_of
+from backend import NemoClient
+from bot.conversation.actions import Actions
+from bot.conversation.errors import ErrorReplies, apology, fallback_lang
+from bot.conversation.export import Exports
+from bot.conversation.files import Uploads
+from bot.conversation.queue import MAX_QUEUED, ChatQueue
+from bot.conversation.session import Sessions
+from bot.conversation.state import ChatStates, new_ref, safe_send
+from bot.conversation.stream import AgentChat
+from bot.conversation.text import command_of
 from bot.io import Inbound, Outbox, ReaderFor, SendText, button_action
-from bot.logs import log_context
-from bot.metrics import Metrics
+from bot.ops.logs import log_context
+from bot.ops.metrics import Metrics
 from bot.settings import Settings
 from bot.store import ChatStore
 from router import Intent, classify
 
-__all__ = ["MAX_QUEUED", "Conversation", "upload_limits"]
+__all__ = ["MAX_QUEUED", "Conversation"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("bot.conversation")
 
 _CONTROL_COMMANDS = frozenset({"cancel", "credits", "status", "help", "lang"})
 
 
-def upload_limits(settings: Settings) -> UploadLimits:
-    """The per-kind size caps from the settings (MB there, bytes for the client)."""
-    return UploadLimits(
-        image_bytes=int(settings.max_image_mb * MIB),
-        video_bytes=int(settings.max_video_mb * MIB),
-        audio_bytes=int(settings.max_audio_mb * MIB),
-    )
-
-
-class Conversation(ChatQueue):
+class Conversation:
     """The bot's behaviour, independent of Telegram; see the module docstring."""
 
     def __init__(
@@ -68,21 +59,36 @@ class Conversation(ChatQueue):
         web_base: str = "https://nemovideo.com",
         reader_for: ReaderFor | None = None,
     ) -> None:
-        self._client = client
-        self._store = store
-        self._settings = settings
-        self._metrics = metrics
-        self._web_base = web_base.rstrip("/")
-        self._operator = settings.nemo_token is not None
-        self._limits = upload_limits(settings)
+        metrics = metrics or Metrics()
+        operator = settings.nemo_token is not None
         # Stored as the value of the chat locks it holds: tells operators which process.
-        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._chats: dict[int, ChatRuntime] = {}
-        self._closing = False
-        self._reader_for = reader_for
-        self._outbox_for: Callable[[int], Outbox] | None = None
-        self._only: frozenset[int] | None = None
-        self._sweeper: asyncio.Task[None] | None = None
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        states = ChatStates(store)
+        sessions = Sessions(client, states, operator=operator)
+        errors = ErrorReplies(sessions, metrics, operator=operator, web_base=web_base)
+        exports = Exports(sessions, states, settings, metrics)
+        agent = AgentChat(sessions, states, exports, metrics, quiet_s=settings.quiet_notice_s)
+        uploads = Uploads(sessions, settings.upload_limits())
+        self._actions = Actions(
+            states=states,
+            sessions=sessions,
+            exports=exports,
+            uploads=uploads,
+            agent=agent,
+            errors=errors,
+            metrics=metrics,
+            owner=owner,
+        )
+        self._queue = ChatQueue(
+            states=states,
+            actions=self._actions,
+            exports=exports,
+            errors=errors,
+            settings=settings,
+            owner=owner,
+            reader_for=reader_for,
+        )
+        self._lock_ttl_s = settings.lock_ttl_s
 
     # --- the front end's entry points ----------------------------------------------------
 
@@ -126,19 +132,19 @@ class Conversation(ChatQueue):
             )
 
     async def _handle(self, msg: Inbound, out: Outbox, accepted: Callable[[], None] | None) -> str:
-        if self._closing:
+        if self._queue.closing:
             return "shutting_down"
         try:
             if msg.callback_data is not None and button_action(msg.callback_data) is None:
                 return "unknown_button"
             if self._runs_now(msg):
-                if await self._seen(msg):
+                if await self._queue.seen(msg):
                     return "duplicate"
-                await self._run_control(msg, out)
+                await self._actions.control(msg, out)
                 return "ok"
             if not msg.text.strip() and not msg.attachments and msg.callback_data is None:
                 return "empty"
-            await self._queue(msg, out, accepted)
+            await self._queue.submit(msg, out, accepted)
             return "ok"
         except asyncio.CancelledError:
             raise
@@ -168,33 +174,19 @@ class Conversation(ChatQueue):
         `outbox_for` answers the messages and exports of chats whose front end call is
         gone; `only` limits all this to some chats; `reader_for` rebuilds stored files.
         Returns at once; the work runs in the background (see `wait_idle`)."""
-        self._outbox_for = outbox_for
-        self._only = frozenset(only) if only is not None else None
-        if reader_for is not None:
-            self._reader_for = reader_for
+        self._queue.attach(outbox_for, only=only, reader_for=reader_for)
         # A lock left by a dead process lapses within its TTL: wait that long for it here.
-        await self._sweep(patience=self._settings.lock_ttl_s + 0.5)
-        self._start_sweeper()
+        await self._queue.sweep(patience=self._lock_ttl_s + 0.5)
+        self._queue.start_sweeper()
 
     async def wait_idle(self) -> None:
         """Wait until no job of any chat is queued or running in this process."""
-        while True:
-            workers = [rt.worker for rt in self._chats.values() if rt.worker is not None]
-            if not workers:
-                return
-            await asyncio.wait(workers)
+        await self._queue.wait_idle()
 
     async def aclose(self) -> None:
         """Stop every job without cancelling renders: pending exports and queued messages
         stay in the store for the next process."""
-        self._closing = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        workers = [rt.worker for rt in self._chats.values() if rt.worker is not None]
-        for worker in workers:
-            worker.cancel()
-        if workers:
-            await asyncio.wait(workers)
+        await self._queue.close()
 
 
 def intent_of(msg: Inbound) -> str:

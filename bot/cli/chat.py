@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from bot.app import build_app
-from bot.logs import configure
+from bot.ops.logs import configure
 from bot.settings import Settings, load_settings
 from bot.store import MemoryChatStore
 from bot.terminal import TerminalChat, TerminalOutbox, is_tty, terminal_language

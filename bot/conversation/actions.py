@@ -5,46 +5,59 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
-from backend import NemoError, SessionNotFound, is_exportable, summarize_draft
-from bot.conversation_errors import ErrorReplies
-from bot.conversation_export import drop_pending
-from bot.conversation_files import FileUploads
-from bot.conversation_state import Turn
-from bot.conversation_stream import AgentStream
-from bot.conversation_text import command_of
+from backend import is_exportable, summarize_draft
+from bot.conversation.errors import ErrorReplies
+from bot.conversation.export import Exports
+from bot.conversation.files import Uploads
+from bot.conversation.session import Sessions, session_id
+from bot.conversation.state import ChatStates, Turn
+from bot.conversation.stream import AgentChat
+from bot.conversation.text import button, command_of, menu
 from bot.io import Inbound, Outbox, SendText, button_action
+from bot.ops.metrics import Metrics
 from bot.store import ChatState
 from bot.texts import t
 from router import Intent, classify
 
 __all__ = ["Actions"]
 
-# Every part of the conversation logs under one name, so its lines are found together.
 log = logging.getLogger("bot.conversation")
 
 _CANCEL_WAIT_S = 15.0
 
 
-class Actions(AgentStream, FileUploads, ErrorReplies):
-    """Control messages, jobs and direct actions. Needs every kind of work a message can
-    ask for, and this process's name on the chat locks (a /cancel probes whether another
+class Actions:
+    """Control messages, jobs and direct actions, each handed to the part that does it.
+    `owner` is this process's name on the chat locks (a /cancel looks whether another
     process holds the chat)."""
 
-    _owner: str
+    def __init__(
+        self,
+        *,
+        states: ChatStates,
+        sessions: Sessions,
+        exports: Exports,
+        uploads: Uploads,
+        agent: AgentChat,
+        errors: ErrorReplies,
+        metrics: Metrics,
+        owner: str,
+    ) -> None:
+        self._states = states
+        self._sessions = sessions
+        self._exports = exports
+        self._uploads = uploads
+        self._agent = agent
+        self._errors = errors
+        self._metrics = metrics
+        self._owner = owner
 
     # --- control messages ----------------------------------------------------------------
 
-    async def _run_control(self, msg: Inbound, out: Outbox) -> None:
-        state = await self._store.load(msg.chat_id)
-        turn = Turn(
-            chat_id=msg.chat_id,
-            out=out,
-            lang=self._lang(state, msg),
-            state=state,
-            rt=self._runtime(msg.chat_id),
-        )
+    async def control(self, msg: Inbound, out: Outbox) -> None:
+        """A message answered at once, whatever job the chat runs."""
+        turn = await self._states.turn(msg.chat_id, out, msg)
         try:
             action = button_action(msg.callback_data)
             cmd = command_of(msg.text)
@@ -58,13 +71,13 @@ class Actions(AgentStream, FileUploads, ErrorReplies):
             elif name == "credits":
                 await self._credits(turn)
             elif name == "status":
-                await self._with_session(turn, lambda: self._status(turn), retry=False)
+                await self._sessions.run(turn, lambda: self._status(turn), retry=False)
             elif name == "help":
                 await out.send(SendText(t("help", turn.lang)))
             elif name == "lang":
                 await self._set_lang(turn, cmd[1] if cmd else "")
         except Exception as exc:
-            await self._reply_error(turn, exc)
+            await self._errors.reply(turn, exc)
 
     async def _cancel(self, turn: Turn) -> None:
         rt = turn.rt
@@ -74,29 +87,16 @@ class Actions(AgentStream, FileUploads, ErrorReplies):
             running.cancel()
             await asyncio.wait({running}, timeout=_CANCEL_WAIT_S)
             return
-        state = await self._store.load(turn.chat_id)
-        if not state.pending:
-            probe = f"{self._owner}:probe"
-            if await self._store.try_lock(turn.chat_id, probe, 1.0):
-                await self._store.unlock(turn.chat_id, probe)
-                await turn.out.send(SendText(t("nothing_to_cancel", turn.lang)))
-            else:  # another replica holds the chat's job; it cannot be reached from here
-                await turn.out.send(SendText(t("cancel_elsewhere", turn.lang)))
+        if await self._exports.cancel_stored(turn):
+            await turn.out.send(SendText(t("export_cancelled", turn.lang)))
             return
-        # Exports followed by another process (or left by a crash): stop them server-side.
-        api = await self._api(turn)
-        for pending in state.pending:
-            try:
-                await api.cancel_export(pending.render_id)
-            except NemoError as exc:
-                log.warning(
-                    "cancel of a pending export failed: %s",
-                    type(exc).__name__,
-                    extra={"chat_id": turn.chat_id, "render_id": pending.render_id},
-                )
-        ids = {p.render_id for p in state.pending}
-        await self._update(turn, lambda s: drop_pending(s, ids))
-        await turn.out.send(SendText(t("export_cancelled", turn.lang)))
+        store = self._states.store
+        probe = f"{self._owner}:probe"
+        if await store.try_lock(turn.chat_id, probe, 1.0):
+            await store.unlock(turn.chat_id, probe)
+            await turn.out.send(SendText(t("nothing_to_cancel", turn.lang)))
+        else:  # another replica holds the chat's job; it cannot be reached from here
+            await turn.out.send(SendText(t("cancel_elsewhere", turn.lang)))
 
     async def _set_lang(self, turn: Turn, arg: str) -> None:
         choice = arg.strip().lower()
@@ -114,21 +114,22 @@ class Actions(AgentStream, FileUploads, ErrorReplies):
             s.lang = lang
             s.lang_locked = locked
 
-        await self._update(turn, apply)
+        await self._states.update(turn, apply)
         turn.lang = lang
         await turn.out.send(SendText(t("lang_set" if locked else "lang_auto", lang)))
 
     # --- jobs ----------------------------------------------------------------------------
 
-    async def _job(self, turn: Turn, msg: Inbound) -> None:
+    async def job(self, turn: Turn, msg: Inbound) -> None:
+        """A message run in its turn in the chat's queue."""
         action = button_action(msg.callback_data)
         if action == "export":
             self._count("export")
-            await self._with_session(turn, lambda: self._export(turn), retry=False)
+            await self._export(turn)
             return
         if action == "new":
             self._count("new")
-            await self._new_project(turn)
+            await self._sessions.new_project(turn)
             return
         cmd = command_of(msg.text)
         if cmd is not None and not msg.attachments:
@@ -137,8 +138,8 @@ class Actions(AgentStream, FileUploads, ErrorReplies):
         text = msg.text.strip()
         if msg.attachments:
             self._count("files")
-            await self._with_session(
-                turn, lambda: self._upload_files(turn, msg.attachments, bool(text)), retry=True
+            await self._sessions.run(
+                turn, lambda: self._uploads.files(turn, msg.attachments, bool(text)), retry=True
             )
             if cmd is not None:
                 await self._command(turn, cmd[0], cmd[1])
@@ -151,20 +152,17 @@ class Actions(AgentStream, FileUploads, ErrorReplies):
         self._count(name if name in ("start", "new", "export") else "other_command")
         if name == "start":
             if turn.state.session_id is None:
-                await self._ensure_session(turn)
+                await self._sessions.ensure(turn)
             else:
                 await turn.out.send(SendText(t("welcome_back", turn.lang)))
-                await turn.out.send(SendText(t("welcome", turn.lang), buttons=self._menu(turn)))
+                await turn.out.send(SendText(t("welcome", turn.lang), buttons=menu(turn.lang)))
         elif name == "new":
-            await self._new_project(turn)
+            await self._sessions.new_project(turn)
         elif name == "export":
-            await self._with_session(turn, lambda: self._export(turn), retry=False)
+            await self._export(turn)
         elif name == "upload":
             urls = tuple(w for w in arg.split() if w.startswith(("http://", "https://")))
-            if urls:
-                await self._with_session(turn, lambda: self._upload_urls(turn, urls), retry=True)
-            else:
-                await self._ask_for_file(turn)
+            await self._upload_urls(turn, urls)
         else:
             await turn.out.send(SendText(t("help", turn.lang)))
 
@@ -182,53 +180,44 @@ class Actions(AgentStream, FileUploads, ErrorReplies):
             },
         )
         if decision.intent is Intent.EXPORT:
-            await self._with_session(turn, lambda: self._export(turn), retry=False)
+            await self._export(turn)
         elif decision.intent is Intent.CREDITS:
             await self._credits(turn)
         elif decision.intent is Intent.STATUS:
-            await self._with_session(turn, lambda: self._status(turn), retry=False)
+            await self._sessions.run(turn, lambda: self._status(turn), retry=False)
         elif decision.intent is Intent.UPLOAD:
-            if decision.urls:
-                urls = decision.urls
-                await self._with_session(turn, lambda: self._upload_urls(turn, urls), retry=True)
-            else:
-                await self._ask_for_file(turn)
+            await self._upload_urls(turn, decision.urls)
         else:
-            await self._with_session(turn, lambda: self._chat(turn, text), retry=True)
-
-    async def _with_session(
-        self, turn: Turn, action: Callable[[], Awaitable[None]], *, retry: bool
-    ) -> None:
-        """Run `action` in the chat's session; a lost session is replaced and the user told,
-        and an action that makes sense in a fresh project runs once more there."""
-        await self._ensure_session(turn)
-        try:
-            await action()
-        except SessionNotFound:
-            log.info("session lost, starting a new one", extra={"chat_id": turn.chat_id})
-            await self._replace_session(turn)
-            await turn.out.send(SendText(t("session_restarted", turn.lang)))
-            if retry:
-                await action()
-            else:
-                await turn.out.send(SendText(t("status_empty", turn.lang)))
+            await self._sessions.run(turn, lambda: self._agent.chat(turn, text), retry=True)
 
     # --- direct actions ------------------------------------------------------------------
 
+    async def _export(self, turn: Turn) -> None:
+        await self._sessions.run(turn, lambda: self._exports.start(turn), retry=False)
+
+    async def _upload_urls(self, turn: Turn, urls: tuple[str, ...]) -> None:
+        if not urls:
+            await self._uploads.ask(turn)
+            return
+        await self._sessions.run(turn, lambda: self._uploads.urls(turn, urls), retry=True)
+
     async def _credits(self, turn: Turn) -> None:
-        api = await self._api(turn)
+        api = await self._sessions.api(turn)
         c = await api.credits()
         await turn.out.send(
             SendText(t("credits", turn.lang, available=c.available, frozen=c.frozen, total=c.total))
         )
 
     async def _status(self, turn: Turn) -> None:
-        api = await self._api(turn)
-        project = await api.state(self._session_id(turn))
-        await self._remember_draft(turn, project.draft)
+        api = await self._sessions.api(turn)
+        project = await api.state(session_id(turn))
+        await self._states.remember_draft(turn, project.draft)
         if not is_exportable(project.draft):
             await turn.out.send(SendText(t("status_empty", turn.lang)))
             return
         summary = summarize_draft(project.draft, turn.lang)
         text = f"{t('status', turn.lang, summary=summary)}\n\n{t('status_hint', turn.lang)}"
-        await turn.out.send(SendText(text, buttons=(self._button("export", turn.lang),)))
+        await turn.out.send(SendText(text, buttons=(button("export", turn.lang),)))
+
+    def _count(self, intent: str) -> None:
+        self._metrics.updates.labels(intent).inc()

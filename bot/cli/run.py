@@ -10,10 +10,10 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.app import build_app, build_store
-from bot.health import Check, serve_health
-from bot.logs import configure
-from bot.looplag import LoopLagMonitor, register_lag_metrics
-from bot.runtime import GcPauses, freeze_startup_objects, new_event_loop
+from bot.ops.health import Check, serve_health
+from bot.ops.logs import configure
+from bot.ops.looplag import LoopLagMonitor, register_lag_metrics
+from bot.ops.runtime import GcPauses, freeze_startup_objects, new_event_loop
 from bot.settings import Settings, load_settings
 from bot.store import ChatStore
 from bot.telegram import ALLOWED_UPDATES, TelegramConfig, TelegramFront

@@ -1,20 +1,23 @@
-"""Small pure helpers the conversation uses to word its replies: sizes, times, hints, language."""
+"""Small pure helpers the conversation uses to read and word messages: commands, hints,
+the reply language, snippets."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bot.io import Button
 from bot.texts import normalize_lang, t
 from router import Intent, classify, detect_lang
 
 __all__ = [
     "asks_for_export",
+    "button",
     "command_of",
-    "fmt_duration",
-    "fmt_elapsed",
-    "fmt_size",
+    "draft_of",
+    "formats",
+    "menu",
     "pick_lang",
     "snippet",
     "tool_hint",
@@ -37,30 +40,6 @@ def tool_hint(name: str, lang: str) -> str:
         if any(w in low for w in words):
             return t(key, lang)
     return t("tool_other", lang)
-
-
-def fmt_elapsed(seconds: float) -> str:
-    """`m:ss`, the way a progress line shows time."""
-    whole = max(0, int(seconds))
-    return f"{whole // 60}:{whole % 60:02d}"
-
-
-def fmt_duration(seconds: float) -> str:
-    """A media duration: `7.5 s` below a minute, `m:ss` above."""
-    if seconds < 60:
-        return f"{seconds:.1f} s".replace(".0 s", " s")
-    return fmt_elapsed(seconds)
-
-
-def fmt_size(size: int | None) -> str:
-    """Bytes as people read them."""
-    if size is None:
-        return "?"
-    if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):.1f} MB"
-    if size >= 1024:
-        return f"{size / 1024:.0f} KB"
-    return f"{size} B"
 
 
 def snippet(text: str, limit: int = 40) -> str:
@@ -125,3 +104,18 @@ def draft_of(value: Any) -> dict[str, Any] | None:
     if isinstance(value, Mapping):
         return dict(value)
     return None
+
+
+def button(action: str, lang: str) -> Button:
+    """The button for one of the bot's actions (export, status, credits, new)."""
+    return Button(t(f"btn_{action}", lang), data=f"a:{action}")
+
+
+def menu(lang: str) -> tuple[Button, ...]:
+    """The buttons under a welcome: what a newcomer most likely wants next."""
+    return (button("status", lang), button("credits", lang))
+
+
+def formats(extensions: Sequence[str]) -> str:
+    """Accepted file types as a user reads them: `jpg png mp4`."""
+    return " ".join(e.lstrip(".") for e in extensions)

@@ -21,39 +21,41 @@ from backend import (
     TokenExpired,
     UnsupportedFile,
 )
-from bot.conversation_export import render_failed_text
-from bot.conversation_files import formats
-from bot.conversation_session import SessionSetup
-from bot.conversation_state import Turn, new_ref, safe_send
-from bot.conversation_text import fmt_size, pick_lang
-from bot.io import Button, Inbound, SendText
+from bot.conversation.session import Sessions
+from bot.conversation.state import Turn, new_ref, safe_send
+from bot.conversation.text import formats, pick_lang, snippet
+from bot.io import Button, DownloadTooLarge, Inbound, SendText
+from bot.ops.metrics import Metrics
 from bot.store import StoreUnavailable
-from bot.texts import t
+from bot.texts import fmt_size, t
 
-__all__ = ["ErrorReplies", "apology", "fallback_lang"]
+__all__ = ["ErrorReplies", "apology", "fallback_lang", "render_failed_text"]
 
-# Every part of the conversation logs under one name, so its lines are found together.
 log = logging.getLogger("bot.conversation")
 
 
-class ErrorReplies(SessionSetup):
-    """Error replies. Needs the session set-up (a lost session is replaced) and the web
-    address that registration and top-up links fall back to."""
+class ErrorReplies:
+    """Error replies. A lost session is replaced through `sessions`; registration and top-up
+    links fall back to `web_base`."""
 
-    _web_base: str
+    def __init__(
+        self, sessions: Sessions, metrics: Metrics, *, operator: bool, web_base: str
+    ) -> None:
+        self._sessions = sessions
+        self._metrics = metrics
+        self._operator = operator
+        self._web_base = web_base.rstrip("/")
 
-    async def _reply_error(self, turn: Turn, exc: BaseException) -> None:
+    async def reply(self, turn: Turn, exc: BaseException) -> None:
         """Answer a failure; even a failure while answering ends in a logged apology."""
         try:
-            await self._explain_error(turn, exc)
+            await self._explain(turn, exc)
         except Exception:
             ref = new_ref()
             log.exception("error reply failed ref=%s", ref, extra={"chat_id": turn.chat_id})
             await safe_send(turn.out, SendText(t("err_unknown", turn.lang, ref=ref)))
 
-    async def _explain_error(self, turn: Turn, exc: BaseException) -> None:
-        """Each backend error as its own friendly, translated reply; anything else as an
-        apology with a reference that is also in the log."""
+    async def _explain(self, turn: Turn, exc: BaseException) -> None:
         lang = turn.lang
         buttons: tuple[Button, ...] = ()
         kind = type(exc).__name__
@@ -71,7 +73,7 @@ class ErrorReplies(SessionSetup):
             text = f"{text}\n{buttons[0].url}"
         elif isinstance(exc, UnsupportedFile):
             text = t("err_unsupported", lang, formats=formats(exc.accepted or ACCEPTED_EXTENSIONS))
-        elif isinstance(exc, FileTooLarge):
+        elif isinstance(exc, FileTooLarge | DownloadTooLarge):
             text = t("err_too_large", lang, size=fmt_size(exc.size), limit=fmt_size(exc.limit))
         elif isinstance(exc, ExportBlocked):
             text = t("err_export_blocked", lang)
@@ -85,10 +87,10 @@ class ErrorReplies(SessionSetup):
             text = render_failed_text(exc.message, lang)
         elif isinstance(exc, SessionNotFound):
             try:
-                await self._replace_session(turn)
+                await self._sessions.replace(turn)
                 text = t("session_restarted", lang)
             except Exception as again:
-                await self._reply_error(turn, again)
+                await self.reply(turn, again)
                 return
         elif isinstance(exc, ProtocolError):
             ref = new_ref()
@@ -118,8 +120,7 @@ class ErrorReplies(SessionSetup):
                 )
             text = apology(exc, lang, ref)
             kind = "store" if isinstance(exc, StoreUnavailable) else "unknown"
-        if self._metrics:
-            self._metrics.errors.labels(kind).inc()
+        self._metrics.errors.labels(kind).inc()
         await safe_send(turn.out, SendText(text, buttons=buttons))
 
     async def _claim_link(self, turn: Turn) -> str | None:
@@ -144,3 +145,11 @@ def fallback_lang(msg: Inbound | None) -> str:
     if msg is None:
         return "en"
     return pick_lang(stored=None, locked=False, language_code=msg.language_code, text=msg.text)
+
+
+def render_failed_text(message: str | None, lang: str) -> str:
+    """A failed render in the user's words, with the service's reason when it is prose."""
+    detail = ""
+    if message and not message.lstrip().startswith(("{", "[", "<")):
+        detail = f" ({snippet(message, 120)})" if lang == "en" else f"（{snippet(message, 120)}）"
+    return t("render_failed", lang, detail=detail)

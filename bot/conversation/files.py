@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from backend import (
     ACCEPTED_EXTENSIONS,
+    MIB,
     FileKind,
     FileTooLarge,
     UnsupportedFile,
@@ -16,27 +17,26 @@ from backend import (
     UploadLimits,
     preflight,
 )
-from bot.conversation_session import SessionSetup
-from bot.conversation_state import Turn
-from bot.conversation_text import fmt_duration, fmt_size
+from bot.conversation.session import Sessions, session_id
+from bot.conversation.state import Turn
+from bot.conversation.text import formats
 from bot.io import Attachment, ChatAction, SendText
-from bot.texts import t
+from bot.texts import fmt_duration, fmt_size, t
 
-__all__ = ["MIB", "FileUploads", "formats"]
+__all__ = ["Uploads"]
 
-# Every part of the conversation logs under one name, so its lines are found together.
 log = logging.getLogger("bot.conversation")
 
-MIB = 1024 * 1024
 
+class Uploads:
+    """Uploads, and the request for a file; `limits` caps each kind's size."""
 
-class FileUploads(SessionSetup):
-    """Uploads and the request for a file. Needs the session set-up and the per-kind size
-    limits."""
+    def __init__(self, sessions: Sessions, limits: UploadLimits) -> None:
+        self._sessions = sessions
+        self._limits = limits
 
-    _limits: UploadLimits
-
-    async def _ask_for_file(self, turn: Turn) -> None:
+    async def ask(self, turn: Turn) -> None:
+        """Say which files are welcome, and how large."""
         await turn.out.send(
             SendText(
                 t(
@@ -50,9 +50,7 @@ class FileUploads(SessionSetup):
             )
         )
 
-    async def _upload_files(
-        self, turn: Turn, attachments: Sequence[Attachment], has_text: bool
-    ) -> None:
+    async def files(self, turn: Turn, attachments: Sequence[Attachment], has_text: bool) -> None:
         """Check every file before reading it, then send all good ones in one upload."""
         checked: list[tuple[Attachment, FileKind]] = []
         for item in attachments:
@@ -69,11 +67,18 @@ class FileUploads(SessionSetup):
             kinds.append(kind)
         if not files:
             return
-        api = await self._api(turn)
+        api = await self._sessions.api(turn)
         await turn.out.send(ChatAction("typing"))
-        uploaded = await api.upload_files(self._session_id(turn), files)
+        uploaded = await api.upload_files(session_id(turn), files)
         sizes = [f.size for f in files]
-        await self._confirm_upload(turn, uploaded, kinds, sizes, suggest=not has_text)
+        await self._confirm(turn, uploaded, kinds, sizes, suggest=not has_text)
+
+    async def urls(self, turn: Turn, urls: Sequence[str]) -> None:
+        """Hand links to the session; the service fetches them."""
+        api = await self._sessions.api(turn)
+        await turn.out.send(ChatAction("typing"))
+        uploaded = await api.upload_urls(session_id(turn), urls)
+        await self._confirm(turn, uploaded, [], [], suggest=True)
 
     async def _preflight(
         self, turn: Turn, name: str, mime: str | None, size: int
@@ -86,7 +91,7 @@ class FileUploads(SessionSetup):
                 SendText(t("file_rejected_type", turn.lang, name=name, formats=formats(accepted)))
             )
         except FileTooLarge as exc:
-            kind = _kind_of_name(name, mime)
+            kind = preflight(name, mime, 0, self._limits)  # too large, so its kind is known
             await turn.out.send(
                 SendText(
                     t(
@@ -101,13 +106,7 @@ class FileUploads(SessionSetup):
             )
         return None
 
-    async def _upload_urls(self, turn: Turn, urls: Sequence[str]) -> None:
-        api = await self._api(turn)
-        await turn.out.send(ChatAction("typing"))
-        uploaded = await api.upload_urls(self._session_id(turn), urls)
-        await self._confirm_upload(turn, uploaded, [], [], suggest=True)
-
-    async def _confirm_upload(
+    async def _confirm(
         self,
         turn: Turn,
         uploaded: Sequence[UploadedFile],
@@ -154,31 +153,14 @@ class FileUploads(SessionSetup):
         await turn.out.send(SendText(text))
 
 
-def formats(extensions: Sequence[str]) -> str:
-    return " ".join(e.lstrip(".") for e in extensions)
-
-
 def _mb(size: int) -> str:
     return f"{size / MIB:g}"
 
 
 def _kind_word(file_type: str) -> str | None:
+    """The kind named in the service's file type (`image/png`, `video`)."""
     low = file_type.lower()
     for word in ("image", "video", "audio"):
         if word in low:
             return word
     return None
-
-
-def _kind_of_name(name: str, mime: str | None) -> str:
-    guess = _kind_word(mime or "")
-    if guess:
-        return guess
-    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    if ext in ("jpg", "jpeg", "png", "gif", "webp", "heic"):
-        return "image"
-    if ext in ("mp3", "wav", "m4a", "aac"):
-        return "audio"
-    if ext in ("mp4", "mov", "avi", "webm", "mkv"):
-        return "video"
-    return "other"

@@ -1,24 +1,21 @@
 """What every part of the conversation shares: a chat's jobs in this process, one piece of
-work for one chat (`Turn`), reading and writing the chat's state, and safe replies."""
+work for one chat (`Turn`), the chat's state as turns read and write it, and safe replies."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from backend import NemoApi
-from bot.conversation_text import draft_of, pick_lang
-from bot.io import Button, Inbound, Outbox
-from bot.metrics import Metrics
-from bot.settings import Settings
+from bot.conversation.text import draft_of, pick_lang
+from bot.io import Inbound, Outbox
 from bot.store import ChatState, ChatStore, PendingExport
-from bot.texts import t
 
-__all__ = ["ChatRuntime", "ConversationState", "Entry", "Turn", "new_ref", "safe_send"]
+__all__ = ["ChatRuntime", "ChatStates", "Entry", "Turn", "lang_for", "new_ref", "safe_send"]
 
 # Every part of the conversation logs under one name, so its lines are found together.
 log = logging.getLogger("bot.conversation")
@@ -67,35 +64,47 @@ class Turn:
     api: NemoApi | None = None
 
 
-class ConversationState:
-    """The base of every part of the conversation: the store, settings, metrics and
-    per-chat runtimes (set by `Conversation.__init__`), and a chat's state as turns read
-    and write it."""
+class ChatStates:
+    """The chats this process knows (their runtimes) and their state in the store."""
 
-    _store: ChatStore
-    _settings: Settings
-    _metrics: Metrics | None
-    _chats: dict[int, ChatRuntime]
+    def __init__(self, store: ChatStore) -> None:
+        self.store = store
+        self._runtimes: dict[int, ChatRuntime] = {}
 
-    def _runtime(self, chat_id: int) -> ChatRuntime:
-        rt = self._chats.get(chat_id)
+    def runtime(self, chat_id: int) -> ChatRuntime:
+        rt = self._runtimes.get(chat_id)
         if rt is None:
-            rt = self._chats[chat_id] = ChatRuntime()
+            rt = self._runtimes[chat_id] = ChatRuntime()
         return rt
 
-    # --- state ---------------------------------------------------------------------------
+    def known(self, chat_id: int) -> ChatRuntime | None:
+        return self._runtimes.get(chat_id)
 
-    def _lang(self, state: ChatState, msg: Inbound | None) -> str:
-        if msg is None:
-            return state.lang or "en"
-        return pick_lang(
-            stored=state.lang,
-            locked=state.lang_locked,
-            language_code=msg.language_code,
-            text=msg.text,
+    def runtimes(self) -> Iterator[ChatRuntime]:
+        return iter(list(self._runtimes.values()))
+
+    async def turn(self, chat_id: int, out: Outbox, msg: Inbound | None) -> Turn:
+        """A turn for `chat_id` with its state read now and the language to answer in."""
+        state = await self.store.load(chat_id)
+        return Turn(
+            chat_id=chat_id,
+            out=out,
+            lang=lang_for(state, msg),
+            state=state,
+            rt=self.runtime(chat_id),
         )
 
-    async def _persist_lang(self, turn: Turn) -> None:
+    async def update(self, turn: Turn, change: Callable[[ChatState], None]) -> ChatState:
+        """Read, change and write the chat's state; serialised within this process so a
+        job and a control message never overwrite each other's fields."""
+        async with turn.rt.state_lock:
+            state = await self.store.load(turn.chat_id)
+            change(state)
+            await self.store.save(state)
+        turn.state = state
+        return state
+
+    async def persist_lang(self, turn: Turn) -> None:
         if turn.state.lang != turn.lang:
             lang = turn.lang
 
@@ -103,37 +112,27 @@ class ConversationState:
                 if not s.lang_locked:
                     s.lang = lang
 
-            await self._update(turn, apply)
+            await self.update(turn, apply)
 
-    async def _update(self, turn: Turn, change: Callable[[ChatState], None]) -> ChatState:
-        """Read, change and write the chat's state; serialised within this process so a
-        job and a control message never overwrite each other's fields."""
-        async with turn.rt.state_lock:
-            state = await self._store.load(turn.chat_id)
-            change(state)
-            await self._store.save(state)
-        turn.state = state
-        return state
-
-    async def _remember_draft(self, turn: Turn, draft: Mapping[str, Any] | None) -> None:
+    async def remember_draft(self, turn: Turn, draft: Mapping[str, Any] | None) -> None:
         value = draft_of(draft)
 
         def apply(s: ChatState) -> None:
             s.last_draft = value
 
-        await self._update(turn, apply)
+        await self.update(turn, apply)
 
-    # --- small things --------------------------------------------------------------------
 
-    def _button(self, action: str, lang: str) -> Button:
-        return Button(t(f"btn_{action}", lang), data=f"a:{action}")
-
-    def _menu(self, turn: Turn) -> tuple[Button, ...]:
-        return (self._button("status", turn.lang), self._button("credits", turn.lang))
-
-    def _count(self, intent: str) -> None:
-        if self._metrics:
-            self._metrics.updates.labels(intent).inc()
+def lang_for(state: ChatState, msg: Inbound | None) -> str:
+    """The language to answer a message in (or, without one, the chat's language)."""
+    if msg is None:
+        return state.lang or "en"
+    return pick_lang(
+        stored=state.lang,
+        locked=state.lang_locked,
+        language_code=msg.language_code,
+        text=msg.text,
+    )
 
 
 def new_ref(prefix: str = "") -> str:

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from bot.settings import SettingsError, load_settings
 
 SUBCOMMANDS = {
-    "run": ("bot.cmd_run", "run the Telegram bot (polling, or --webhook URL)"),
-    "chat": ("bot.cmd_chat", "chat with the video agent in this terminal"),
-    "classify": ("bot.cmd_classify", "show how the intent router reads texts"),
-    "sim": ("bot.cmd_sim", "serve the local NemoVideo API simulator"),
+    "run": ("bot.cli.run", "run the Telegram bot (polling, or --webhook URL)"),
+    "chat": ("bot.cli.chat", "chat with the video agent in this terminal"),
+    "classify": ("bot.cli.classify", "show how the intent router reads texts"),
+    "sim": ("bot.cli.sim", "serve the local NemoVideo API simulator"),
 }
 
 

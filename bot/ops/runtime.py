@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
 
-from bot.looplag import LAG_BUCKETS
+from bot.ops.looplag import LAG_BUCKETS
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -9,23 +9,32 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
-from bot.conversation_actions import Actions
-from bot.conversation_errors import apology, fallback_lang
-from bot.conversation_inbox import decode_item, encode_item
-from bot.conversation_state import ChatRuntime, Entry, Turn, new_ref, safe_send
-from bot.conversation_text import command_of, snippet
+from bot.conversation.actions import Actions
+from bot.conversation.errors import ErrorReplies, apology, fallback_lang
+from bot.conversation.export import Exports
+from bot.conversation.inbox import decode_item, encode_item
+from bot.conversation.state import (
+    ChatRuntime,
+    ChatStates,
+    Entry,
+    Turn,
+    lang_for,
+    new_ref,
+    safe_send,
+)
+from bot.conversation.text import command_of, snippet
 from bot.io import Inbound, Outbound, Outbox, ReaderFor, SendText, button_action
-from bot.logs import log_context
+from bot.ops.logs import log_context
+from bot.settings import Settings
 from bot.store import PendingExport
 from bot.texts import t
 from router import Intent, classify
 
 __all__ = ["MAX_QUEUED", "ChatQueue"]
 
-# Every part of the conversation logs under one name, so its lines are found together.
 log = logging.getLogger("bot.conversation")
 
 # Messages one chat may have waiting in its inbox; more are refused, not lost silently,
@@ -33,39 +42,94 @@ log = logging.getLogger("bot.conversation")
 MAX_QUEUED = 20
 
 
-class ChatQueue(Actions):
-    """The per-chat queue, its workers and the sweep. Needs every action a job can run,
-    whether the conversation is closing, and the front end's ways to answer a chat and to
-    read stored files (given to `resume_pending`)."""
+class ChatQueue:
+    """The per-chat queue, its workers and the sweep. Jobs are run by `actions` (and
+    `exports`, for renders left behind); a job's failure is answered by `errors`. Chats
+    whose front end call is gone are answered through the front end attached with
+    `attach`."""
 
-    _closing: bool
-    _reader_for: ReaderFor | None
-    _outbox_for: Callable[[int], Outbox] | None
-    _only: frozenset[int] | None
-    _sweeper: asyncio.Task[None] | None
+    def __init__(
+        self,
+        *,
+        states: ChatStates,
+        actions: Actions,
+        exports: Exports,
+        errors: ErrorReplies,
+        settings: Settings,
+        owner: str,
+        reader_for: ReaderFor | None = None,
+    ) -> None:
+        self._states = states
+        self._store = states.store
+        self._actions = actions
+        self._exports = exports
+        self._errors = errors
+        self._settings = settings
+        self._owner = owner
+        self._reader_for = reader_for
+        self._outbox_for: Callable[[int], Outbox] | None = None
+        self._only: frozenset[int] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closing = False
 
-    async def _seen(self, msg: Inbound) -> bool:
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def attach(
+        self,
+        outbox_for: Callable[[int], Outbox],
+        *,
+        only: Collection[int] | None,
+        reader_for: ReaderFor | None,
+    ) -> None:
+        """The front end that answers chats whose own call is gone, and reads their files."""
+        self._outbox_for = outbox_for
+        self._only = frozenset(only) if only is not None else None
+        if reader_for is not None:
+            self._reader_for = reader_for
+
+    async def wait_idle(self) -> None:
+        """Wait until no job of any chat is queued or running in this process."""
+        while True:
+            workers = [rt.worker for rt in self._states.runtimes() if rt.worker is not None]
+            if not workers:
+                return
+            await asyncio.wait(workers)
+
+    async def close(self) -> None:
+        """Stop every job; queued messages and pending exports stay in the store."""
+        self._closing = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        workers = [rt.worker for rt in self._states.runtimes() if rt.worker is not None]
+        for worker in workers:
+            worker.cancel()
+        if workers:
+            await asyncio.wait(workers)
+
+    async def seen(self, msg: Inbound) -> bool:
         """True for an update already handled (Telegram re-sends after a failed delivery)."""
         if msg.update_id is None or await self._store.first_seen(msg.update_id):
             return False
         log.info("duplicate update ignored", extra={"update_id": msg.update_id})
         return True
 
-    async def _queue(
+    async def submit(
         self, msg: Inbound, out: Outbox, accepted: Callable[[], None] | None = None
     ) -> None:
         """Put the message in the chat's shared inbox, tell the user when it has to wait,
         and wait for it when this process runs it."""
-        rt = self._runtime(msg.chat_id)
+        rt = self._states.runtime(msg.chat_id)
         rt.last_out = out
-        self._start_sweeper()
+        self.start_sweeper()
         label, text = _label_of(msg)
         token = uuid.uuid4().hex
         entry = Entry(out=out, label=label, snippet=text, msg=msg)
         entry.done = asyncio.get_running_loop().create_future()
         busy_with: Entry | None = None
         async with rt.admission:  # FIFO: the inbox gets a chat's messages in call order
-            if await self._seen(msg):
+            if await self.seen(msg):
                 return
             rt.waiters[token] = entry
             try:
@@ -97,7 +161,7 @@ class ChatQueue(Actions):
     async def _tell(
         self, msg: Inbound, out: Outbox, key: str, *, busy_with: Entry | None = None, **kw: Any
     ) -> None:
-        lang = self._lang(await self._store.load(msg.chat_id), msg)
+        lang = lang_for(await self._store.load(msg.chat_id), msg)
         if busy_with is not None:
             kw["job"] = _job_text(busy_with, lang)
         await safe_send(out, SendText(t(key, lang, **kw)))
@@ -107,7 +171,7 @@ class ChatQueue(Actions):
     ) -> asyncio.Task[None]:
         return asyncio.create_task(self._work(chat_id, rt, patience), name=f"chat-{chat_id}")
 
-    def _start_sweeper(self) -> None:
+    def start_sweeper(self) -> None:
         if self._sweeper is None and not self._closing:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweep")
 
@@ -115,20 +179,20 @@ class ChatQueue(Actions):
         while True:
             await asyncio.sleep(self._settings.sweep_interval_s)
             try:
-                await self._sweep()
+                await self.sweep()
             except Exception as exc:
                 log.warning("sweep for orphaned work failed: %s", type(exc).__name__)
 
-    async def _sweep(self, patience: float = 0.0) -> None:
+    async def sweep(self, patience: float = 0.0) -> None:
         """Start a worker for each chat with work in the store and none here; it runs the
         work only if it gets the chat's lock (a living holder keeps it)."""
         for chat_id in await self._store.chats_with_work():
             if self._only is not None and chat_id not in self._only:
                 continue
-            known = self._chats.get(chat_id)
+            known = self._states.known(chat_id)
             if self._outbox_for is None and (known is None or known.last_out is None):
                 continue  # no front end attached that could answer this chat
-            rt = self._runtime(chat_id)
+            rt = self._states.runtime(chat_id)
             if rt.worker is None and not self._closing:
                 rt.worker = self._spawn_worker(chat_id, rt, patience)
 
@@ -301,14 +365,14 @@ class ChatQueue(Actions):
             log.exception("chat state unavailable ref=%s", ref, extra={"chat_id": chat_id})
             await safe_send(entry.out, SendText(apology(exc, fallback_lang(entry.msg), ref)))
             return
-        lang = self._lang(state, entry.msg) if entry.msg else (entry.resume or _NO_PENDING).lang
+        lang = lang_for(state, entry.msg) if entry.msg else (entry.resume or _NO_PENDING).lang
         turn = Turn(chat_id=chat_id, out=entry.out, lang=lang, state=state, rt=rt)
         try:
             if entry.msg is not None:
-                await self._persist_lang(turn)
-                await self._job(turn, entry.msg)
+                await self._states.persist_lang(turn)
+                await self._actions.job(turn, entry.msg)
             elif entry.resume is not None:
-                await self._resume(turn, entry.resume)
+                await self._exports.resume(turn, entry.resume)
         except asyncio.CancelledError:
             if not rt.cancel_requested:
                 raise
@@ -318,7 +382,7 @@ class ChatQueue(Actions):
             if not rt.cancel_reported:
                 await safe_send(turn.out, SendText(t("stopped", turn.lang)))
         except Exception as exc:
-            await self._reply_error(turn, exc)
+            await self._errors.reply(turn, exc)
 
 
 _NO_PENDING = PendingExport(render_id="", started_at=0.0)

@@ -21,41 +21,56 @@ from backend import (
     is_exportable,
     summarize_draft,
 )
-from bot.conversation_export import ExportFlow
-from bot.conversation_state import Turn, new_ref, safe_send
-from bot.conversation_text import asks_for_export, draft_of, fmt_elapsed, tool_hint
+from bot.conversation.export import Exports
+from bot.conversation.session import Sessions, session_id
+from bot.conversation.state import ChatStates, Turn, new_ref, safe_send
+from bot.conversation.text import asks_for_export, button, draft_of, tool_hint
 from bot.io import Button, ChatAction, Outbox, Progress, SendText, Stream
-from bot.texts import t
+from bot.ops.metrics import Metrics
+from bot.texts import fmt_elapsed, t
 from router import GuiAction, read_agent_text
 
-__all__ = ["AgentStream"]
+__all__ = ["AgentChat"]
 
-# Every part of the conversation logs under one name, so its lines are found together.
 log = logging.getLogger("bot.conversation")
 
 _CHAT_ACTION_EVERY_S = 4.5
 
 
-class AgentStream(ExportFlow):
-    """Chat with the agent. Needs exports (an answer may start one) and the quiet-notice
-    setting."""
+class AgentChat:
+    """Chat with the agent. An answer may start an export; after `quiet_s` without news
+    the user is told the agent still works."""
 
-    async def _chat(self, turn: Turn, text: str) -> None:
+    def __init__(
+        self,
+        sessions: Sessions,
+        states: ChatStates,
+        exports: Exports,
+        metrics: Metrics,
+        *,
+        quiet_s: float,
+    ) -> None:
+        self._sessions = sessions
+        self._states = states
+        self._exports = exports
+        self._metrics = metrics
+        self._quiet_s = quiet_s
+
+    async def chat(self, turn: Turn, text: str) -> None:
         """Stream the agent's answer into one message, with progress for tools and quiet."""
-        api = await self._api(turn)
-        sid = self._session_id(turn)
+        api = await self._sessions.api(turn)
+        sid = session_id(turn)
         lang = turn.lang
         before = turn.state.last_draft
         stream_ref = new_ref("reply")
-        quiet = _Quiet(out=turn.out, lang=lang, ref=new_ref("work"), every=self._quiet_s())
+        quiet = _Quiet(out=turn.out, lang=lang, ref=new_ref("work"), every=self._quiet_s)
         visible = ""
         new_draft: dict[str, Any] | None = None
         model_error: ModelError | None = None
         crash: AgentCrash | None = None
         await turn.out.send(ChatAction("typing"))
         watchdog = asyncio.create_task(quiet.watch())
-        if self._metrics:
-            self._metrics.streams_open.inc()
+        self._metrics.streams_open.inc()
         events = api.chat(sid, text)
         try:
             async for event in events:
@@ -83,9 +98,9 @@ class AgentStream(ExportFlow):
                 await turn.out.send(Stream(stream_ref, visible, final=True))
             log.warning("agent stream broke", extra={"chat_id": turn.chat_id})
             project = await api.state(sid)
-            summary = self._summary_or_empty(project.draft, lang)
+            summary = _summary_or_empty(project.draft, lang)
             await turn.out.send(SendText(t("err_stream_broken", lang, summary=summary)))
-            await self._remember_draft(turn, project.draft)
+            await self._states.remember_draft(turn, project.draft)
             return
         except asyncio.CancelledError:
             watchdog.cancel()
@@ -100,8 +115,7 @@ class AgentStream(ExportFlow):
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
-            if self._metrics:
-                self._metrics.streams_open.dec()
+            self._metrics.streams_open.dec()
         await quiet.finish()
         if model_error is not None:
             log.warning(
@@ -135,49 +149,47 @@ class AgentStream(ExportFlow):
         buttons: tuple[Button, ...] = ()
         auto_export = False
         if new_draft is not None:
-            await self._remember_draft(turn, new_draft)
+            await self._states.remember_draft(turn, new_draft)
         if hint.action is GuiAction.EXPORT:
             if asks_for_export(user_text):
                 auto_export = True
             else:
                 extra = t("gui_export", lang)
-                buttons = (self._button("export", lang),)
+                buttons = (button("export", lang),)
         elif hint.action is GuiAction.STATUS:
-            api = await self._api(turn)
-            project = await api.state(self._session_id(turn))
-            await self._remember_draft(turn, project.draft)
-            extra = t("gui_status", lang, summary=self._summary_or_empty(project.draft, lang))
+            api = await self._sessions.api(turn)
+            project = await api.state(session_id(turn))
+            await self._states.remember_draft(turn, project.draft)
+            extra = t("gui_status", lang, summary=_summary_or_empty(project.draft, lang))
             if is_exportable(project.draft):
-                buttons = (self._button("export", lang),)
+                buttons = (button("export", lang),)
         elif new_draft is not None and is_exportable(new_draft):
-            buttons = (self._button("export", lang), self._button("status", lang))
+            buttons = (button("export", lang), button("status", lang))
         final = reply.rstrip() + (f"\n\n{extra}" if extra else "")
         await turn.out.send(Stream(ref, final, final=True, buttons=buttons))
         if auto_export:
             await turn.out.send(SendText(t("auto_export", lang)))
-            await self._export(turn)
+            await self._exports.start(turn)
 
     async def _describe_turn(self, turn: Turn, before: Mapping[str, Any] | None) -> None:
         """A turn without text: read the project and say what changed."""
-        api = await self._api(turn)
-        project = await api.state(self._session_id(turn))
+        api = await self._sessions.api(turn)
+        project = await api.state(session_id(turn))
         change = describe_changes(before, project.draft, turn.lang)
-        await self._remember_draft(turn, project.draft)
+        await self._states.remember_draft(turn, project.draft)
         buttons: tuple[Button, ...] = ()
         if is_exportable(project.draft):
-            buttons = (self._button("export", turn.lang), self._button("status", turn.lang))
+            buttons = (button("export", turn.lang), button("status", turn.lang))
         if change:
             await turn.out.send(SendText(t("changes", turn.lang, changes=change), buttons=buttons))
         else:
             await turn.out.send(SendText(t("no_changes", turn.lang), buttons=buttons))
 
-    def _summary_or_empty(self, draft: Mapping[str, Any] | None, lang: str) -> str:
-        if not is_exportable(draft):
-            return t("status_empty", lang).removeprefix("📋 ")
-        return summarize_draft(draft, lang)
 
-    def _quiet_s(self) -> float:
-        return self._settings.quiet_notice_s
+def _summary_or_empty(draft: Mapping[str, Any] | None, lang: str) -> str:
+    if not is_exportable(draft):
+        return t("status_empty", lang).removeprefix("📋 ")
+    return summarize_draft(draft, lang)
 
 
 class _Quiet:

@@ -8,28 +8,39 @@ import logging
 import time
 
 from backend import BackendUnavailable, NemoApi, NemoError, RateLimited, RenderStatus, is_exportable
-from bot.conversation_session import SessionSetup
-from bot.conversation_state import Turn, new_ref, safe_send
-from bot.conversation_text import fmt_elapsed, snippet
+from bot.conversation.errors import render_failed_text
+from bot.conversation.session import Sessions, session_id
+from bot.conversation.state import ChatStates, Turn, new_ref, safe_send
+from bot.conversation.text import button
 from bot.io import ChatAction, Progress, SendText, SendVideo
+from bot.ops.metrics import Metrics
+from bot.settings import Settings
 from bot.store import ChatState, PendingExport
-from bot.texts import t
+from bot.texts import fmt_elapsed, t
 
-__all__ = ["ExportFlow", "drop_pending", "render_failed_text"]
+__all__ = ["Exports"]
 
-# Every part of the conversation logs under one name, so its lines are found together.
 log = logging.getLogger("bot.conversation")
 
 
-class ExportFlow(SessionSetup):
-    """Export and its follow-up. Needs the session set-up, the export settings (poll
-    interval, deadline) and the metrics."""
+class Exports:
+    """Export and its follow-up, polled every `EXPORT_POLL_INTERVAL_S` until
+    `EXPORT_DEADLINE_S`."""
 
-    async def _export(self, turn: Turn) -> None:
-        api = await self._api(turn)
-        sid = self._session_id(turn)
+    def __init__(
+        self, sessions: Sessions, states: ChatStates, settings: Settings, metrics: Metrics
+    ) -> None:
+        self._sessions = sessions
+        self._states = states
+        self._settings = settings
+        self._metrics = metrics
+
+    async def start(self, turn: Turn) -> None:
+        """Render the project and follow the render to its video."""
+        api = await self._sessions.api(turn)
+        sid = session_id(turn)
         project = await api.state(sid)
-        await self._remember_draft(turn, project.draft)
+        await self._states.remember_draft(turn, project.draft)
         if not is_exportable(project.draft):
             await turn.out.send(SendText(t("nothing_to_export", turn.lang)))
             return
@@ -42,20 +53,34 @@ class ExportFlow(SessionSetup):
         pending = PendingExport(
             render_id=job.id, started_at=time.time(), lang=turn.lang, progress_ref=ref
         )
-        await self._update(turn, lambda s: s.pending.append(pending))
+        await self._states.update(turn, lambda s: s.pending.append(pending))
         log.info("export started", extra={"chat_id": turn.chat_id, "render_id": job.id})
-        await self._follow_export(turn, pending)
+        await self._follow(turn, pending)
 
-    async def _resume(self, turn: Turn, pending: PendingExport) -> None:
-        state = await self._store.load(turn.chat_id)
+    async def resume(self, turn: Turn, pending: PendingExport) -> None:
+        """Follow a render a stopped process left, unless it ended meanwhile."""
+        state = await self._states.store.load(turn.chat_id)
         turn.state = state
         if not any(p.render_id == pending.render_id for p in state.pending):
             return  # delivered or cancelled meanwhile (e.g. by another replica)
-        await self._follow_export(turn, pending)
+        await self._follow(turn, pending)
 
-    async def _follow_export(self, turn: Turn, pending: PendingExport) -> None:
+    async def cancel_stored(self, turn: Turn) -> bool:
+        """Stop the renders in the chat's state that no job here follows (another process's,
+        or a crashed one's); False when there are none."""
+        state = await self._states.store.load(turn.chat_id)
+        if not state.pending:
+            return False
+        api = await self._sessions.api(turn)
+        for pending in state.pending:
+            await self._cancel_render(api, turn, pending.render_id)
+        ids = {p.render_id for p in state.pending}
+        await self._states.update(turn, lambda s: _drop_pending(s, ids))
+        return True
+
+    async def _follow(self, turn: Turn, pending: PendingExport) -> None:
         """Poll the render until it is done, failed, cancelled or past the deadline."""
-        api = await self._api(turn)
+        api = await self._sessions.api(turn)
         lang = turn.lang
         ref = pending.progress_ref or new_ref("export")
         render_id = pending.render_id
@@ -63,8 +88,7 @@ class ExportFlow(SessionSetup):
         interval = self._settings.export_poll_interval_s
         shown = t("export_progress", lang, percent=0, elapsed=fmt_elapsed(0))
         percent = 0
-        if self._metrics:
-            self._metrics.exports_pending.inc()
+        self._metrics.exports_pending.inc()
         try:
             while True:
                 try:
@@ -85,20 +109,20 @@ class ExportFlow(SessionSetup):
                         SendVideo(
                             url=job.url,
                             caption=t("export_caption", lang),
-                            buttons=(self._button("new", lang), self._button("credits", lang)),
+                            buttons=(button("new", lang), button("credits", lang)),
                         )
                     )
-                    await self._end_export(turn, render_id, "completed")
+                    await self._end(turn, render_id, "completed")
                     return
                 if job is not None and job.status is RenderStatus.FAILED:
                     await turn.out.send(Progress(ref, t("export_failed_line", lang), done=True))
                     await turn.out.send(SendText(render_failed_text(job.error, lang)))
-                    await self._end_export(turn, render_id, "failed")
+                    await self._end(turn, render_id, "failed")
                     return
                 if job is not None and job.status is RenderStatus.CANCELLED:
                     await turn.out.send(Progress(ref, t("export_stopped_line", lang), done=True))
                     await turn.out.send(SendText(t("export_cancelled_remote", lang)))
-                    await self._end_export(turn, render_id, "cancelled")
+                    await self._end(turn, render_id, "cancelled")
                     return
                 now = time.time()
                 if now >= deadline:
@@ -106,7 +130,7 @@ class ExportFlow(SessionSetup):
                     await turn.out.send(Progress(ref, t("export_timeout_line", lang), done=True))
                     minutes = max(1, round(self._settings.export_deadline_s / 60))
                     await turn.out.send(SendText(t("export_deadline", lang, minutes=minutes)))
-                    await self._end_export(turn, render_id, "deadline")
+                    await self._end(turn, render_id, "deadline")
                     return
                 if job is not None:
                     # Shown progress never goes backwards, whatever the service reports.
@@ -123,11 +147,10 @@ class ExportFlow(SessionSetup):
                 await safe_send(turn.out, Progress(ref, t("export_stopped_line", lang), done=True))
                 await safe_send(turn.out, SendText(t("export_cancelled", lang)))
                 turn.rt.cancel_reported = True
-                await self._end_export(turn, render_id, "cancelled")
+                await self._end(turn, render_id, "cancelled")
             raise
         finally:
-            if self._metrics:
-                self._metrics.exports_pending.dec()
+            self._metrics.exports_pending.dec()
 
     async def _cancel_render(self, api: NemoApi, turn: Turn, render_id: str) -> None:
         try:
@@ -140,22 +163,14 @@ class ExportFlow(SessionSetup):
                 extra={"chat_id": turn.chat_id, "render_id": render_id},
             )
 
-    async def _end_export(self, turn: Turn, render_id: str, outcome: str) -> None:
+    async def _end(self, turn: Turn, render_id: str, outcome: str) -> None:
         log.info(
             "export finished",
             extra={"chat_id": turn.chat_id, "render_id": render_id, "outcome": outcome},
         )
-        if self._metrics:
-            self._metrics.exports.labels(outcome).inc()
-        await self._update(turn, lambda s: drop_pending(s, {render_id}))
+        self._metrics.exports.labels(outcome).inc()
+        await self._states.update(turn, lambda s: _drop_pending(s, {render_id}))
 
 
-def drop_pending(state: ChatState, render_ids: set[str]) -> None:
+def _drop_pending(state: ChatState, render_ids: set[str]) -> None:
     state.pending = [p for p in state.pending if p.render_id not in render_ids]
-
-
-def render_failed_text(message: str | None, lang: str) -> str:
-    detail = ""
-    if message and not message.lstrip().startswith(("{", "[", "<")):
-        detail = f" ({snippet(message, 120)})" if lang == "en" else f"（{snippet(message, 120)}）"
-    return t("render_failed", lang, detail=detail)

@@ -5,39 +5,41 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from backend import Credentials, NemoApi, NemoClient
-from bot.conversation_state import ConversationState, Turn, new_ref, safe_send
+from backend import Credentials, NemoApi, NemoClient, SessionNotFound
+from bot.conversation.state import ChatStates, Turn, new_ref, safe_send
+from bot.conversation.text import menu
 from bot.io import Progress, SendText
 from bot.store import ChatState
 from bot.texts import t
 
-__all__ = ["SessionSetup"]
+__all__ = ["Sessions", "session_id"]
 
-# Every part of the conversation logs under one name, so its lines are found together.
 log = logging.getLogger("bot.conversation")
 
 
-class SessionSetup(ConversationState):
-    """Set-up, credentials and the session. Needs the backend client, and whether the bot
-    runs on the operator's token (then chats keep no token of their own)."""
+class Sessions:
+    """Set-up, credentials and the session. `operator`: the bot runs on the operator's token,
+    so chats keep no token of their own."""
 
-    _client: NemoClient
-    _operator: bool
+    def __init__(self, client: NemoClient, states: ChatStates, *, operator: bool) -> None:
+        self._client = client
+        self._states = states
+        self._operator = operator
 
-    async def _api(self, turn: Turn) -> NemoApi:
+    async def api(self, turn: Turn) -> NemoApi:
         """The chat's backend view, with a token of its own (or the operator's)."""
         if turn.api is not None:
             return turn.api
-        state = turn.state
-        if state.client_id is None:
+        if turn.state.client_id is None:
             client_id = str(uuid.uuid4())
 
             def set_client(s: ChatState) -> None:
                 s.client_id = s.client_id or client_id
 
-            await self._update(turn, set_client)
+            await self._states.update(turn, set_client)
         client_id = turn.state.client_id or ""
         creds: Credentials | None = None
         if not self._operator and turn.state.token:
@@ -53,17 +55,16 @@ class SessionSetup(ConversationState):
         if creds is None:
             creds = await self._client.credentials(client_id)
             if creds.anonymous:
-                await self._save_creds(turn.chat_id, creds, turn)
-        chat_id = turn.chat_id
+                await self._save_creds(turn, creds)
 
         async def on_renew(new: Credentials) -> None:
-            await self._save_creds(chat_id, new, turn)
+            await self._save_creds(turn, new)
 
         turn.api = self._client.bind(creds, on_renew=on_renew)
         return turn.api
 
-    async def _save_creds(self, chat_id: int, creds: Credentials, turn: Turn) -> None:
-        log.info("backend token stored", extra={"chat_id": chat_id})
+    async def _save_creds(self, turn: Turn, creds: Credentials) -> None:
+        log.info("backend token stored", extra={"chat_id": turn.chat_id})
 
         def apply(s: ChatState) -> None:
             s.token = creds.token
@@ -71,16 +72,16 @@ class SessionSetup(ConversationState):
             if creds.client_id:
                 s.client_id = creds.client_id
 
-        await self._update(turn, apply)
+        await self._states.update(turn, apply)
 
-    async def _ensure_session(self, turn: Turn) -> bool:
+    async def ensure(self, turn: Turn) -> bool:
         """First contact: "Setting things up…", a token and a session, then "Ready"."""
         if turn.state.session_id is not None:
             return False
         ref = new_ref("setup")
         await turn.out.send(Progress(ref, t("setup", turn.lang)))
         try:
-            api = await self._api(turn)
+            api = await self.api(turn)
             session = await api.create_session(turn.lang)
         except Exception:
             await safe_send(turn.out, Progress(ref, t("setup_failed", turn.lang), done=True))
@@ -92,14 +93,15 @@ class SessionSetup(ConversationState):
             s.lang = turn.lang
             s.last_draft = None
 
-        await self._update(turn, apply)
+        await self._states.update(turn, apply)
         log.info("session created", extra={"chat_id": turn.chat_id, "lang": turn.lang})
         await turn.out.send(Progress(ref, t("ready", turn.lang), done=True))
-        await turn.out.send(SendText(t("welcome", turn.lang), buttons=self._menu(turn)))
+        await turn.out.send(SendText(t("welcome", turn.lang), buttons=menu(turn.lang)))
         return True
 
-    async def _replace_session(self, turn: Turn) -> None:
-        api = await self._api(turn)
+    async def replace(self, turn: Turn) -> None:
+        """A new project in a new session (the old one was lost, or the user asked)."""
+        api = await self.api(turn)
         session = await api.create_session(turn.lang)
 
         def apply(s: ChatState) -> None:
@@ -107,17 +109,35 @@ class SessionSetup(ConversationState):
             s.task_id = session.task_id
             s.last_draft = None
 
-        await self._update(turn, apply)
+        await self._states.update(turn, apply)
 
-    async def _new_project(self, turn: Turn) -> None:
+    async def new_project(self, turn: Turn) -> None:
         if turn.state.session_id is None:
-            await self._ensure_session(turn)
+            await self.ensure(turn)
             return
-        await self._replace_session(turn)
+        await self.replace(turn)
         log.info("new project", extra={"chat_id": turn.chat_id})
         await turn.out.send(SendText(t("new_project", turn.lang)))
 
-    def _session_id(self, turn: Turn) -> str:
-        sid = turn.state.session_id
-        assert sid is not None, "the session is ensured before any action"
-        return sid
+    async def run(self, turn: Turn, action: Callable[[], Awaitable[None]], *, retry: bool) -> None:
+        """Run `action` in the chat's session; a lost session is replaced and the user told,
+        and an action that makes sense in a fresh project runs once more there."""
+        await self.ensure(turn)
+        try:
+            await action()
+        except SessionNotFound:
+            log.info("session lost, starting a new one", extra={"chat_id": turn.chat_id})
+            await self.replace(turn)
+            await turn.out.send(SendText(t("session_restarted", turn.lang)))
+            if retry:
+                await action()
+            else:
+                await turn.out.send(SendText(t("status_empty", turn.lang)))
+
+
+def session_id(turn: Turn) -> str:
+    """The chat's session; every action runs after `Sessions.ensure`, so there is one."""
+    sid = turn.state.session_id
+    if sid is None:
+        raise RuntimeError("an action ran before the chat's session was set up")
+    return sid

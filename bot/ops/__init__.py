@@ -1,0 +1,2 @@
+"""What operators watch and tune: logs, metrics, health endpoints, event-loop lag and the
+process's runtime set-up."""
