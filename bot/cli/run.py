@@ -13,7 +13,7 @@ from bot.app import build_app, build_store
 from bot.ops.health import Check, serve_health
 from bot.ops.logs import configure
 from bot.ops.looplag import LoopLagMonitor, register_lag_metrics
-from bot.ops.runtime import GcPauses, freeze_startup_objects, new_event_loop
+from bot.ops.runtime import GcPauses, freeze_startup_objects
 from bot.settings import Settings, load_settings
 from bot.store import ChatStore
 from bot.telegram import ALLOWED_UPDATES, TelegramConfig, TelegramFront
@@ -60,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
             hidden.append(value.get_secret_value())
     configure(settings.log_level, settings.log_json, secrets=hidden)
 
-    asyncio.set_event_loop(new_event_loop())
+    asyncio.set_event_loop(asyncio.new_event_loop())
     app = build_app(settings, "telegram", store=_store(settings, token))
     health: list[web.AppRunner] = []
     lag = LoopLagMonitor(*register_lag_metrics(app.metrics.registry))
