@@ -270,13 +270,18 @@ async def test_rate_limited_once_then_fine(sim: Simulator, client: NemoClient) -
     assert info.value.retry_after == 1
 
 
-async def test_rate_limited_chat_is_not_retried(sim: Simulator, client: NemoClient) -> None:
+async def test_rate_limited_chat_is_sent_again_once(sim: Simulator, client: NemoClient) -> None:
     api = await new_api(client)
     session = await api.create_session("en")
-    sim.set_fault("rate_limit_once", path="/run_sse")
-    with pytest.raises(RateLimited):
+    sim.set_fault("rate_limit_once", path="/run_sse", retry_after=0.2)
+    events = await chat(api, session.session_id, "hello")
+    assert shown(events) and events[-1] == TurnComplete()
+    assert len(sim.requests_to("/run_sse")) == 2
+    sim.set_fault("rate_limit_once", times=2, path="/run_sse", retry_after=0.2)
+    with pytest.raises(RateLimited) as info:
         await chat(api, session.session_id, "hello")
-    assert len(sim.requests_to("/run_sse")) == 1
+    assert info.value.retry_after == 0.2
+    assert len(sim.requests_to("/run_sse")) == 4
 
 
 async def test_server_error_and_slow_answers(sim: Simulator) -> None:
