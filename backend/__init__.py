@@ -3,7 +3,7 @@
 Imports nothing from `bot`, `router`, `telegram` or `redis`.
 """
 
-from backend.client import NemoApi, NemoClient
+from backend.client import NemoApi, NemoClient, build_client
 from backend.config import ACCEPTED_EXTENSIONS, VERSION, ClientConfig, UploadLimits
 from backend.drafts import describe_changes, is_exportable, summarize_draft
 from backend.errors import (
@@ -88,6 +88,7 @@ __all__ = [
     "UploadFile",
     "UploadLimits",
     "UploadedFile",
+    "build_client",
     "describe_changes",
     "is_exportable",
     "preflight",

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -94,13 +94,39 @@ def _unwrap(body: Any) -> Any:
     return body
 
 
-class NemoClient:
-    """Shared by every chat; pass the httpx client in, or let `from_config` build one."""
+Wrap = Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
 
-    def __init__(self, http: httpx.AsyncClient, config: ClientConfig) -> None:
+
+def build_client(
+    config: ClientConfig,
+    *,
+    max_connections: int = 100,
+    wrap: Wrap | None = None,
+    event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+) -> NemoClient:
+    """The client as the product runs it, owning its connection pool (closed by `aclose`).
+
+    `max_connections` bounds the pool (each open agent stream holds one); `wrap` puts a
+    layer over the transport (request logging) and `event_hooks` are httpx's (metrics).
+    """
+    transport = backend_transport(max_connections, base_url=config.base_url)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(config.request_timeout),
+        transport=wrap(transport) if wrap else transport,
+        event_hooks=event_hooks,
+    )
+    return NemoClient(http, config, owns_http=True)
+
+
+class NemoClient:
+    """Shared by every chat. `build_client` makes one; or pass an httpx client in."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, config: ClientConfig, *, owns_http: bool = False
+    ) -> None:
         self.http = http
         self.config = config
-        self._owns_http = False
+        self._owns_http = owns_http
         self._base = config.base_url.rstrip("/")
         self._static_headers = {
             "X-Skill-Source": config.skill_source,
@@ -108,17 +134,6 @@ class NemoClient:
             "X-Skill-Platform": config.platform,
             "User-Agent": config.user_agent,
         }
-
-    @classmethod
-    def from_config(cls, config: ClientConfig) -> NemoClient:
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(config.request_timeout),
-            transport=backend_transport(max_connections=100, base_url=config.base_url),
-            follow_redirects=False,
-        )
-        client = cls(http, config)
-        client._owns_http = True
-        return client
 
     async def aclose(self) -> None:
         if self._owns_http:

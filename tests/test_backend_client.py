@@ -41,6 +41,7 @@ from backend import (
     UnsupportedFile,
     UploadFile,
     UploadLimits,
+    build_client,
 )
 from tests.backend_fixtures import Scripted, anon, capture_streams, make_client, reply, sse
 from tests.backend_fixtures import scripted as scripted  # the fixture
@@ -977,3 +978,36 @@ async def test_passed_in_http_client_is_shared_and_not_closed(scripted: Scripted
         assert (await client.bind(anon()).credits()).available == 9
         await client.aclose()
         assert not http.is_closed
+
+
+async def test_built_client_carries_the_wrapper_and_hooks_and_owns_its_pool(
+    scripted: Scripted,
+) -> None:
+    scripted.on("GET", "/api/credits/balance/simple", reply({"available": 9}))
+    through: list[str] = []
+    answered: list[int] = []
+
+    class Recording(httpx.AsyncBaseTransport):
+        def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+            self.inner = inner
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            through.append(request.url.path)
+            return await self.inner.handle_async_request(request)
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    async def on_response(response: httpx.Response) -> None:
+        answered.append(response.status_code)
+
+    client = build_client(
+        ClientConfig(base_url=scripted.base_url),
+        max_connections=4,
+        wrap=Recording,
+        event_hooks={"response": [on_response]},
+    )
+    assert (await client.bind(anon()).credits()).available == 9
+    await client.aclose()
+    assert through == ["/api/credits/balance/simple"] and answered == [200]
+    assert client.http.is_closed
