@@ -1,11 +1,10 @@
 """The client's HTTP transport: httpx's interface over aiohttp's connection pool.
 
 Why not httpx's own pool: httpcore scans every pooled connection on each request, which
-made it most of the CPU of a quick backend call once a few dozen connections were open;
-over aiohttp the same calls cost less (`benchmarks/bench_backend.py` measures both in one
-run). httpx stays the interface (httpx-sse reads the agent's stream through it).
-Every aiohttp failure is turned here into the httpx error that says what happened, so the
-client only ever sees httpx errors.
+makes it most of the CPU of a quick backend call once a few dozen connections are open
+(`benchmarks/bench_backend.py` runs the same calls over both in one run). httpx stays the
+client's interface; every aiohttp failure is turned here into the httpx error that says
+what happened, so the client only ever sees httpx errors.
 """
 
 from __future__ import annotations
