@@ -283,7 +283,7 @@ def main() -> int:
     transport_speed = med(h, "calls plain cpu") / med(h, "calls cpu")
     stream_speed = med(h, "chat plain cpu") / med(h, "chat cpu")
     rows = [
-        "| path | per s (CPU) | × first row | per s (wall) | × first row |",
+        "| path | per s (CPU) | CPU time × first row | per s (wall) | wall time × first row |",
         "|---|---:|---:|---:|---:|",
         "| **stream, over HTTP (events)** | | | | |",
         row("httpx-sse alone (`aiter_sse`, events only counted)", "sse", "sse", events),
@@ -295,7 +295,7 @@ def main() -> int:
         row("`NemoApi.credits`, plain httpx", "calls plain", "calls", CALLS),
     ]
     mem_rows = [
-        "| decoding layer, in memory | events/s (CPU) | × first row |",
+        "| decoding layer, in memory | events/s (CPU) | CPU time × first row |",
         "|---|---:|---:|",
         f"| httpx-sse alone (`aiter_sse`) | {events / med(m, 'sse'):,.0f} | 1.00 |",
         f"| httpx-sse + `json.loads` per event | {events / med(m, 'sse+json'):,.0f} "
