@@ -568,9 +568,14 @@ def _foreign(clause: _Clause, intent: Intent, text: str) -> str:
     after = RULES.foreign_after[intent]
     start = clause.actions[0] if clause.actions else len(tokens)
     ours = RULES.ours[intent]
+    indefinite = RULES.indefinite[intent]
     for position, (word, lex) in enumerate(tokens):
         if word in vetoes:
             return f"'{word}'"
+        if word in indefinite and position > start:
+            span = _span(tokens, position + 1)
+            if not all(_known(t) for t in span) and not any(t[0] in ours for t in span):
+                return f"'{word} {' '.join(t[0] for t in span)}' is something new"
         if (
             lex is not None
             and lex.kind == "object"

@@ -76,6 +76,7 @@ class Rules:
     zh_vetoes: dict[Intent, re.Pattern[str]]
     zh_foreign: dict[Intent, re.Pattern[str]]
     foreign_after: dict[Intent, frozenset[str]]
+    indefinite: dict[Intent, frozenset[str]]
     options: tuple[OptionTable, ...]
     lang_neutral: frozenset[str]
     cues_en: tuple[tuple[str, re.Pattern[str]], ...]
@@ -310,6 +311,9 @@ def build(data: dict[str, Any]) -> Rules:
         zh_foreign={
             i: _substring_regex(data["intents"][i.value]["zh_foreign"], literal=True)
             for i in DIRECT_INTENTS
+        },
+        indefinite={
+            i: frozenset(data["intents"][i.value].get("indefinite", [])) for i in DIRECT_INTENTS
         },
         foreign_after={
             i: frozenset(data["intents"][i.value]["foreign_after"]) for i in DIRECT_INTENTS

@@ -464,6 +464,12 @@ def test_objects_phrasings_and_direction(text: str, intent: Intent) -> None:
         ("download the song from youtube", Intent.CHAT),
         ("delivery status", Intent.CHAT),
         ("my balance didn't update", Intent.CHAT),
+        ("怎么查积分", Intent.CHAT),
+        ("download a funny meme for me", Intent.CHAT),
+        ("export a vertical version", Intent.EXPORT),
+        ("让这张照片动起来，做成8秒视频", Intent.CHAT),
+        ("我传几张截图给你", Intent.UPLOAD),
+        ("looks good, then export", Intent.CHAT),
     ],
 )
 def test_cues_read_anywhere_and_negation_by_scope(text: str, intent: Intent) -> None:
