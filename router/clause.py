@@ -128,6 +128,9 @@ def _latin(clause: Clause, words: list[str]) -> str:
             name = m.lastgroup
             assert name is not None
             tokens.append((f"<{name}>", None))
+            for inside in m.group(0).split():
+                if (x := lookup(inside)) is not None and x.kind == "negation":
+                    clause.negated = clause.negated or inside  # "i have no photos"
             clause.hits.append(
                 Hit(RULES.phrase_intents[name], f"phrase '{m.group(0)}'", float(_T["score_phrase"]))
             )

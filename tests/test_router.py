@@ -470,6 +470,9 @@ def test_objects_phrasings_and_direction(text: str, intent: Intent) -> None:
         ("让这张照片动起来，做成8秒视频", Intent.CHAT),
         ("我传几张截图给你", Intent.UPLOAD),
         ("looks good, then export", Intent.CHAT),
+        ("what's the status of the export", Intent.STATUS),
+        ("i have no photos", Intent.CHAT),
+        ("我发你几张图", Intent.UPLOAD),
     ],
 )
 def test_cues_read_anywhere_and_negation_by_scope(text: str, intent: Intent) -> None:
