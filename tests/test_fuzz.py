@@ -93,11 +93,10 @@ def test_sse_decoder_takes_any_bytes(data: bytes, cuts: list[int]) -> None:
 @given(st.text(max_size=2000), st.binary(max_size=200))
 def test_router_and_buttons_take_any_text(text: str, raw: bytes) -> None:
     mixed = text + raw.decode("utf-8", "surrogateescape")
-    started = time.perf_counter()
     decision = classify(mixed)
     assert isinstance(decision, Decision)
-    assert time.perf_counter() - started < 1.0
-    assert all(u.startswith(("http://", "https://")) for u in decision.urls)
+    assert all(u.startswith(("http://", "https://")) and u in mixed for u in decision.urls)
+    assert decision.reason
     assert button_action(mixed) in (None, "export", "status", "credits", "new")
 
 
