@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, BinaryIO
 
+from backend.drafts import canvas_of
 from backend.errors import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class ProjectState:
 
     draft: dict[str, Any]
     raw: dict[str, Any]
+    canvas: tuple[int, int] | None = None  # (width, height) in pixels, when the state says
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,9 @@ def parse_state(data: Any) -> ProjectState:
     draft: Any = state.get("draft") if isinstance(state, Mapping) else None
     if isinstance(draft, str):
         draft = _loads_or_none(draft)
-    return ProjectState(draft=dict(draft) if isinstance(draft, Mapping) else {}, raw=dict(body))
+    draft = dict(draft) if isinstance(draft, Mapping) else {}
+    config = state.get("canvas_config") if isinstance(state, Mapping) else None
+    return ProjectState(draft=draft, raw=dict(body), canvas=canvas_of(draft, config))
 
 
 def _loads_or_none(text: str) -> Any:

@@ -107,6 +107,17 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "📋 项目还是空的。发一张照片、一段视频或音频，或者描述你想要的视频。",
     ),
     "status_hint": ("When you're happy with it: /export", "满意的话：/export 导出"),
+    "export_canvas": (
+        "📐 The video comes out at the project's canvas, {canvas}. "
+        "To change it, ask me before exporting, e.g. “{ask}”.",
+        "📐 视频按项目画布 {canvas} 导出。要改的话，导出前跟我说，比如“{ask}”。",
+    ),
+    "export_canvas_unknown": ("the size set in the project", "项目里设定的尺寸"),
+    "export_ask": ("make it {what}", "改成{what}"),
+    "export_format": (
+        "🎞 Videos come as MP4 here ({asked} is not offered).",
+        "🎞 这里导出的视频都是 MP4 格式（不提供 {asked}）。",
+    ),
     "nothing_to_export": (
         "There's nothing to export yet: the timeline is empty. Send a photo or video, "
         "or describe the video you'd like, then /export again.",

@@ -18,7 +18,7 @@ from bot.io import Inbound, Outbox, SendText, button_action
 from bot.ops.metrics import Metrics
 from bot.store import ChatState
 from bot.texts import t
-from router import Intent, classify
+from router import ExportOptions, Intent, classify
 
 __all__ = ["Actions"]
 
@@ -159,7 +159,9 @@ class Actions:
         elif name == "new":
             await self._sessions.new_project(turn)
         elif name == "export":
-            await self._export(turn)
+            asked = classify(f"export {arg}") if arg else None
+            options = asked.options if asked and asked.intent is Intent.EXPORT else None
+            await self._export(turn, options)
         elif name == "upload":
             urls = tuple(w for w in arg.split() if w.startswith(("http://", "https://")))
             await self._upload_urls(turn, urls)
@@ -180,7 +182,7 @@ class Actions:
             },
         )
         if decision.intent is Intent.EXPORT:
-            await self._export(turn)
+            await self._export(turn, decision.options)
         elif decision.intent is Intent.CREDITS:
             await self._credits(turn)
         elif decision.intent is Intent.STATUS:
@@ -192,8 +194,8 @@ class Actions:
 
     # --- direct actions ------------------------------------------------------------------
 
-    async def _export(self, turn: Turn) -> None:
-        await self._sessions.run(turn, lambda: self._exports.start(turn), retry=False)
+    async def _export(self, turn: Turn, options: ExportOptions | None = None) -> None:
+        await self._sessions.run(turn, lambda: self._exports.start(turn, options), retry=False)
 
     async def _upload_urls(self, turn: Turn, urls: tuple[str, ...]) -> None:
         if not urls:

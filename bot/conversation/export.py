@@ -7,16 +7,24 @@ import asyncio
 import logging
 import time
 
-from backend import BackendUnavailable, NemoApi, NemoError, RateLimited, RenderStatus, is_exportable
+from backend import (
+    BackendUnavailable,
+    NemoApi,
+    NemoError,
+    RateLimited,
+    RenderStatus,
+    is_exportable,
+)
 from bot.conversation.errors import render_failed_text
 from bot.conversation.session import Sessions, session_id
 from bot.conversation.state import ChatStates, Turn, new_ref, safe_send
-from bot.conversation.text import button
+from bot.conversation.text import button, export_notes
 from bot.io import ChatAction, Progress, SendText, SendVideo
 from bot.ops.metrics import Metrics
 from bot.settings import Settings
 from bot.store import ChatState, PendingExport
 from bot.texts import fmt_elapsed, t
+from router import ExportOptions
 
 __all__ = ["Exports"]
 
@@ -35,8 +43,9 @@ class Exports:
         self._settings = settings
         self._metrics = metrics
 
-    async def start(self, turn: Turn) -> None:
-        """Render the project and follow the render to its video."""
+    async def start(self, turn: Turn, options: ExportOptions | None = None) -> None:
+        """Render the project and follow the render to its video. What the request asked
+        that only the project decides (its canvas) is said first, with how to change it."""
         api = await self._sessions.api(turn)
         sid = session_id(turn)
         project = await api.state(sid)
@@ -44,12 +53,16 @@ class Exports:
         if not is_exportable(project.draft):
             await turn.out.send(SendText(t("nothing_to_export", turn.lang)))
             return
+        options = options or ExportOptions()
+        notes = export_notes(options, project.canvas, turn.lang)
+        if notes:
+            await turn.out.send(SendText("\n".join(notes)))
         ref = new_ref("export")
         await turn.out.send(
             Progress(ref, t("export_progress", turn.lang, percent=0, elapsed=fmt_elapsed(0)))
         )
         await turn.out.send(ChatAction("upload_video"))
-        job = await api.start_export(sid, project.draft)
+        job = await api.start_export(sid, project.draft, quality=options.quality or "high")
         pending = PendingExport(
             render_id=job.id, started_at=time.time(), lang=turn.lang, progress_ref=ref
         )
