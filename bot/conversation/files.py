@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import filetype
+
 from backend import (
     ACCEPTED_EXTENSIONS,
     MIB,
@@ -62,6 +64,19 @@ class Uploads:
         for item, kind in checked:
             data = await item.read()
             if await self._preflight(turn, item.name, item.mime, len(data)) is None:
+                continue
+            if not content_is(kind, data):
+                log.info("file content refused", extra={"chat_id": turn.chat_id, "kind": kind})
+                await turn.out.send(
+                    SendText(
+                        t(
+                            "file_rejected_content",
+                            turn.lang,
+                            name=item.name,
+                            formats=formats(ACCEPTED_EXTENSIONS),
+                        )
+                    )
+                )
                 continue
             files.append(UploadFile(name=item.name, mime=item.mime, data=data, size=len(data)))
             kinds.append(kind)
@@ -151,6 +166,26 @@ class Uploads:
                 text = f"{text}\n\n{t(nxt, lang)}"
         log.info("files uploaded", extra={"chat_id": turn.chat_id, "count": len(uploaded)})
         await turn.out.send(SendText(text))
+
+
+# What the content may turn out to be for each kind the name promised. Video and audio
+# containers overlap (an `.m4a` is an MP4, a sound-only `.mp4` says `audio/mp4`).
+_CONTENT_MAJORS: dict[FileKind, frozenset[str]] = {
+    FileKind.IMAGE: frozenset({"image"}),
+    FileKind.VIDEO: frozenset({"video", "audio"}),
+    FileKind.AUDIO: frozenset({"audio", "video"}),
+}
+
+
+def content_is(kind: FileKind, data: bytes) -> bool:
+    """Whether the bytes are, by their magic numbers, the kind of file the name said:
+    an empty file or a text file renamed `.jpg` is nothing the service can use."""
+    if not data:
+        return False
+    guess = filetype.guess(data)
+    if guess is None:
+        return False
+    return str(guess.mime).split("/", 1)[0] in _CONTENT_MAJORS[kind]
 
 
 def _mb(size: int) -> str:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from telegram import Bot, Message, MessageEntity, Update
+from telegram import Bot, CallbackQuery, Message, MessageEntity, Update
 
 from bot.io import Attachment, DownloadTooLarge, Inbound
 
@@ -23,6 +23,7 @@ __all__ = [
     "AlbumCollector",
     "TooLarge",
     "addressed_text",
+    "bound_callback",
     "message_files",
     "reader_for",
     "to_inbound",
@@ -172,6 +173,26 @@ def addressed_text(message: Message, bot_id: int, username: str) -> str | None:
         return None
     cleaned = text.replace(handle, "").replace(handle.lower(), "")
     return " ".join(cleaned.split())
+
+
+def bound_callback(query: CallbackQuery, chat_id: int, bot_id: int) -> bool:
+    """True when the press carries data the bot itself put on that message in that chat.
+
+    Telegram vouches for the chat and the message of a press, not for its data: a modified
+    client can send any data with any of its messages. Only a button of the bot's own
+    message, as Telegram shows it with the press, acts.
+    """
+    message = query.message
+    if not isinstance(message, Message) or message.chat.id != chat_id:
+        return False
+    if message.from_user is None or message.from_user.id != bot_id:
+        return False
+    markup = message.reply_markup
+    if markup is None or not query.data:
+        return False
+    return any(
+        button.callback_data == query.data for row in markup.inline_keyboard for button in row
+    )
 
 
 def to_inbound(
