@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from urllib.parse import urlsplit
 
@@ -48,6 +49,13 @@ def _store(settings: Settings, token: str) -> ChatStore:
     return build_store(settings.model_copy(update={"redis_namespace": namespace}))
 
 
+def _not_a_rejected_token(record: logging.LogRecord) -> bool:
+    """PTB logs a rejected token with a traceback before raising it; `main` says it in one
+    line instead."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, InvalidToken)
+
+
 def main(args: argparse.Namespace) -> int:
     settings = load_settings()
     secret = settings.telegram_bot_token
@@ -59,6 +67,7 @@ def main(args: argparse.Namespace) -> int:
     hook_secret = webhook_secret(token, configured.get_secret_value() if configured else None)
     hidden = [token, hook_secret, *settings.secret_values()]
     configure(settings.log_level, settings.log_json, secrets=hidden)
+    logging.getLogger("telegram.ext").addFilter(_not_a_rejected_token)
 
     asyncio.set_event_loop(new_event_loop())
     app = build_app(settings, "telegram", store=_store(settings, token))

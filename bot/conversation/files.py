@@ -52,8 +52,9 @@ class Uploads:
             )
         )
 
-    async def files(self, turn: Turn, attachments: Sequence[Attachment], has_text: bool) -> None:
-        """Check every file before reading it, then send all good ones in one upload."""
+    async def files(self, turn: Turn, attachments: Sequence[Attachment], has_text: bool) -> bool:
+        """Check every file before reading it, then send all good ones in one upload;
+        False when none was good."""
         checked: list[tuple[Attachment, FileKind]] = []
         for item in attachments:
             kind = await self._preflight(turn, item.name, item.mime, item.size or 0)
@@ -81,12 +82,13 @@ class Uploads:
             files.append(UploadFile(name=item.name, mime=item.mime, data=data, size=len(data)))
             kinds.append(kind)
         if not files:
-            return
+            return False
         api = await self._sessions.api(turn)
         await turn.out.send(ChatAction("typing"))
         uploaded = await api.upload_files(session_id(turn), files)
         sizes = [f.size for f in files]
         await self._confirm(turn, uploaded, kinds, sizes, suggest=not has_text)
+        return True
 
     async def urls(self, turn: Turn, urls: Sequence[str]) -> None:
         """Hand links to the session; the service fetches them."""
