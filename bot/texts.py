@@ -170,6 +170,10 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "Accepted: {formats}.",
         "⚠️ {name}：文件是空的，或内容与文件名不符，没有上传。支持：{formats}。",
     ),
+    "file_unreadable": (
+        "⚠️ {name}: I could not fetch this file from Telegram. Please send it again.",
+        "⚠️ {name}：无法从 Telegram 获取这个文件，请重新发送。",
+    ),
     "file_rejected_size": (
         "⚠️ {name} is {size}; the limit for {kind} files is {limit}. "
         "Try compressing or trimming it.",

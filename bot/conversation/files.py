@@ -22,7 +22,7 @@ from backend import (
 from bot.conversation.session import Sessions, session_id
 from bot.conversation.state import Turn
 from bot.conversation.text import formats
-from bot.io import Attachment, ChatAction, SendText
+from bot.io import Attachment, ChatAction, FileUnreadable, SendText
 from bot.texts import fmt_duration, fmt_size, t
 
 __all__ = ["Uploads"]
@@ -63,7 +63,12 @@ class Uploads:
         files: list[UploadFile] = []
         kinds: list[FileKind] = []
         for item, kind in checked:
-            data = await item.read()
+            try:
+                data = await item.read()
+            except FileUnreadable:
+                log.info("file unreadable", extra={"chat_id": turn.chat_id})
+                await turn.out.send(SendText(t("file_unreadable", turn.lang, name=item.name)))
+                continue
             if await self._preflight(turn, item.name, item.mime, len(data)) is None:
                 continue
             if not content_is(kind, data):

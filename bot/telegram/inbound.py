@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from telegram import Bot, CallbackQuery, Message, MessageEntity, Update
+from telegram.error import BadRequest
 
-from bot.io import Attachment, DownloadTooLarge, Inbound
+from bot.io import Attachment, DownloadTooLarge, FileUnreadable, Inbound
 
 __all__ = [
     "AlbumCollector",
@@ -120,7 +121,10 @@ def _reader(bot: Bot, ref: _FileRef, limit: int) -> Callable[[], Awaitable[bytes
     async def read() -> bytes:
         if ref.size is not None and ref.size > limit:
             raise DownloadTooLarge(size=ref.size, limit=limit)
-        file = await bot.get_file(ref.file_id)
+        try:
+            file = await bot.get_file(ref.file_id)
+        except BadRequest as exc:  # an unknown or expired file id: asking again will not help
+            raise FileUnreadable(exc.message) from None
         if file.file_size is not None and file.file_size > limit:
             raise DownloadTooLarge(size=file.file_size, limit=limit)
         data = await file.download_as_bytearray()
