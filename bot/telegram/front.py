@@ -287,6 +287,8 @@ class TelegramFront:
             if bound_callback(query, chat.id, self._bot_id):
                 msg = to_inbound(update, text="")
                 self._spawn(self._run(msg, lang, self._acks.pop(update.update_id, None)), update)
+            elif query.data:
+                log.info("press with data not on its message ignored", extra={"chat_id": chat.id})
             return
         message = update.message
         if message is None:
