@@ -283,10 +283,8 @@ def parse_render(payload: Any, fallback_id: str = "") -> RenderJob:
         log.warning("render: unknown status treated as processing", extra={"status": status_word})
         status = RenderStatus.PROCESSING
 
-    output = body.get("output")
-    if not isinstance(output, Mapping):
-        output = top.get("output") if isinstance(top.get("output"), Mapping) else {}
-    assert isinstance(output, Mapping)
+    outputs = (body.get("output"), top.get("output"))
+    output = next((o for o in outputs if isinstance(o, Mapping)), {})
     url = _opt_str(
         body.get("outputUrl")
         or body.get("output_url")

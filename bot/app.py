@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 import httpx
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from backend import ClientConfig, NemoClient
-from backend.transport import backend_transport
+from backend import ClientConfig, NemoClient, build_client
 from bot.conversation import Conversation
 from bot.ops.metrics import Metrics, endpoint_label
 from bot.settings import Settings
@@ -101,7 +100,7 @@ class App:
     """Everything a front end needs, and what to close when it stops."""
 
     settings: Settings
-    http: httpx.AsyncClient
+    http: httpx.AsyncClient  # the backend client's pool, also used to fetch rendered videos
     client: NemoClient
     store: ChatStore
     conversation: Conversation
@@ -110,8 +109,7 @@ class App:
     async def aclose(self) -> None:
         """Stop jobs (pending exports stay stored for the next start), then close clients."""
         await self.conversation.aclose()
-        await self.client.aclose()
-        await self.http.aclose()
+        await self.client.aclose()  # and its HTTP pool, which it owns
         await self.store.aclose()
 
 
@@ -126,20 +124,19 @@ def build_app(
     metrics = metrics or Metrics()
     config = client_config(settings, platform)
     # Each open agent stream holds a connection: size the pool for the streams expected at once.
-    transport = backend_transport(settings.backend_max_connections, base_url=config.base_url)
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(config.request_timeout),
-        transport=LoggedTransport(transport),
+    client = build_client(
+        config,
+        max_connections=settings.backend_max_connections,
+        wrap=LoggedTransport,
         event_hooks=metrics.httpx_hooks(),
     )
-    client = NemoClient(http, config)
     chat_store = store if store is not None else build_store(settings)
     conversation = Conversation(
         client, chat_store, settings, metrics=metrics, web_base=config.web_base
     )
     return App(
         settings=settings,
-        http=http,
+        http=client.http,
         client=client,
         store=chat_store,
         conversation=conversation,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from backend import MIB
+
 __all__ = ["LANGS", "TEXTS", "fmt_duration", "fmt_elapsed", "fmt_size", "normalize_lang", "t"]
 
 LANGS: Final = ("en", "zh")
@@ -360,8 +362,8 @@ def fmt_size(size: int | None) -> str:
     """Bytes as people read them."""
     if size is None:
         return "?"
-    if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):.1f} MB"
+    if size >= MIB:
+        return f"{size / MIB:.1f} MB"
     if size >= 1024:
         return f"{size / 1024:.0f} KB"
     return f"{size} B"

@@ -81,14 +81,14 @@ async def test_httpx_hooks_time_backend_calls() -> None:
 
 
 async def test_backend_reachability_for_readiness() -> None:
-    from backend import ClientConfig, NemoClient
+    from backend import ClientConfig, build_client
     from backend.sim import Simulator
 
     async with Simulator() as sim:
-        up = NemoClient.from_config(ClientConfig(base_url=sim.base_url))
+        up = build_client(ClientConfig(base_url=sim.base_url))
         assert await up.reachable()
         await up.aclose()
-    down = NemoClient.from_config(ClientConfig(base_url=f"http://127.0.0.1:{free_port()}"))
+    down = build_client(ClientConfig(base_url=f"http://127.0.0.1:{free_port()}"))
     assert not await down.reachable(wait_s=2)
     await down.aclose()
 

@@ -15,7 +15,7 @@ from bot.app import build_app, build_store
 from bot.ops.health import Check, serve_health
 from bot.ops.logs import configure
 from bot.ops.looplag import LoopLagMonitor, register_lag_metrics
-from bot.ops.runtime import GcPauses, freeze_startup_objects, new_event_loop
+from bot.ops.runtime import GcPauses, freeze_startup_objects
 from bot.settings import Settings, load_settings
 from bot.store import ChatStore
 from bot.telegram import ALLOWED_UPDATES, TelegramConfig, TelegramFront
@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
     configure(settings.log_level, settings.log_json, secrets=hidden)
     logging.getLogger("telegram.ext").addFilter(_not_a_rejected_token)
 
-    asyncio.set_event_loop(new_event_loop())
+    asyncio.set_event_loop(asyncio.new_event_loop())
     app = build_app(settings, "telegram", store=_store(settings, token))
     health: list[web.AppRunner] = []
     lag = LoopLagMonitor(*register_lag_metrics(app.metrics.registry))

@@ -17,6 +17,7 @@ from backend import (
     UploadedFile,
     UploadFile,
     UploadLimits,
+    file_kind,
     preflight,
 )
 from bot.conversation.session import Sessions, session_id
@@ -113,7 +114,7 @@ class Uploads:
                 SendText(t("file_rejected_type", turn.lang, name=name, formats=formats(accepted)))
             )
         except FileTooLarge as exc:
-            kind = preflight(name, mime, 0, self._limits)  # too large, so its kind is known
+            kind = file_kind(name, mime) or "other"
             await turn.out.send(
                 SendText(
                     t(

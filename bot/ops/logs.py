@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
@@ -13,13 +12,8 @@ from datetime import UTC, datetime
 from types import MappingProxyType, TracebackType
 from typing import TextIO
 
-# Shapes of the secrets we handle, masked even when nobody registered them: bot tokens,
-# the service's prefixed tokens, and JWTs (three base64url parts, the first `{"…`).
-# No word boundary before them: a bot token sits right after "/bot" in Bot API URLs.
-_SECRET_SHAPES = re.compile(
-    r"(?<![0-9])\d{6,12}:[A-Za-z0-9_-]{30,}|nmv_[a-z]+_[A-Za-z0-9_-]{8,}|clm_[A-Za-z0-9_-]{8,}"
-    r"|eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]*"
-)
+from backend import redact
+
 # Fields that are credentials by name, whatever they look like: the client id is traded
 # for a fresh token of the same user. A short prefix still lets lines be matched up.
 _CREDENTIAL_FIELDS = frozenset({"client_id"})
@@ -40,9 +34,7 @@ class Redactor(logging.Filter):
             self._secrets.sort(key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return _SECRET_SHAPES.sub("***", text)
+        return redact(text, self._secrets)
 
     def scrub_value(self, value: object) -> object:
         """Strings scrubbed, containers rebuilt with scrubbed strings, numbers kept, and

@@ -24,6 +24,7 @@ from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 from telegram.ext import ApplicationBuilder as _Builder
 
+from backend import MIB
 from bot.io import Attachment, Inbound, Outbox, ReaderFor, SendText
 from bot.ops.metrics import Metrics
 from bot.settings import Settings
@@ -51,7 +52,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MB = 1024 * 1024
 ALLOWED_UPDATES = ("message", "callback_query")
 PTBApp = Application[Any, Any, Any, Any, Any, Any]
 
@@ -86,7 +86,7 @@ class TelegramConfig:
     allowed_user_ids: frozenset[int] = frozenset()
     allowed_chat_ids: frozenset[int] = frozenset()
     admin_user_ids: frozenset[int] = frozenset()
-    download_limit_bytes: int = 20 * MB
+    download_limit_bytes: int = 20 * MIB
     media_group_wait_s: float = 1.2
     render: RenderConfig = field(default_factory=RenderConfig)
 
@@ -103,10 +103,10 @@ class TelegramConfig:
             allowed_user_ids=frozenset(settings.allowed_user_ids),
             allowed_chat_ids=frozenset(settings.allowed_chat_ids),
             admin_user_ids=frozenset(settings.admin_user_ids),
-            download_limit_bytes=int(settings.telegram_max_download_mb * MB),
+            download_limit_bytes=int(settings.telegram_max_download_mb * MIB),
             media_group_wait_s=settings.media_group_wait_s,
             render=RenderConfig(
-                upload_video_bytes=int(settings.telegram_max_upload_mb * MB),
+                upload_video_bytes=int(settings.telegram_max_upload_mb * MIB),
                 allow_private_downloads=settings.allow_private_downloads,
             ),
         )

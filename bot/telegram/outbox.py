@@ -30,6 +30,7 @@ from telegram.constants import ChatAction as TgChatAction
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
+from backend import MIB
 from bot.io import Button, ChatAction, Outbound, Progress, SendText, SendVideo, Stream
 from bot.telegram.format import html_is_balanced, markdown_to_html, split_text
 from bot.texts import t
@@ -38,7 +39,6 @@ __all__ = ["FrontStats", "RenderConfig", "Renderer", "TelegramOutbox", "is_publi
 
 log = logging.getLogger(__name__)
 
-MB = 1024 * 1024
 CAPTION_LIMIT = 1024
 T = TypeVar("T")
 
@@ -50,8 +50,8 @@ class RenderConfig:
     edit_interval_private_s: float = 1.0
     edit_interval_group_s: float = 3.0
     typing_every_s: float = 4.0
-    url_video_bytes: int = 20 * MB
-    upload_video_bytes: int = 50 * MB
+    url_video_bytes: int = 20 * MIB
+    upload_video_bytes: int = 50 * MIB
     allow_private_downloads: bool = False
     max_flood_wait_s: float = 120.0
     final_attempts: int = 6
