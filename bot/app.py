@@ -80,10 +80,10 @@ def client_config(settings: Settings, platform: str) -> ClientConfig:
 def build_store(settings: Settings) -> ChatStore:
     """Redis when REDIS_URL is set; otherwise memory, which forgets everything on exit."""
     idle_s = settings.idle_chat_ttl_days * 86400
-    if settings.redis_url:
+    if settings.redis_url is not None:
         # A blocking pool makes a burst wait for a free connection instead of failing.
         pool = BlockingConnectionPool.from_url(
-            settings.redis_url,
+            settings.redis_url.get_secret_value(),
             max_connections=settings.redis_max_connections,
             timeout=10,
             socket_connect_timeout=5,

@@ -16,6 +16,7 @@ __all__ = [
     "Button",
     "ChatAction",
     "DownloadTooLarge",
+    "FileUnreadable",
     "Inbound",
     "Outbound",
     "Outbox",
@@ -53,6 +54,10 @@ class DownloadTooLarge(Exception):
         super().__init__(f"{size} bytes, over the limit of {limit}")
         self.size = size
         self.limit = limit
+
+
+class FileUnreadable(Exception):
+    """An attachment's front end does not have the file (gone, or never there)."""
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,15 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "⚠️ {name}: I can't use this type of file. Accepted: {formats}.",
         "⚠️ {name}：不支持这种文件类型。支持：{formats}。",
     ),
+    "file_rejected_content": (
+        "⚠️ {name}: this file is empty or not what its name says, so I did not upload it. "
+        "Accepted: {formats}.",
+        "⚠️ {name}：文件是空的，或内容与文件名不符，没有上传。支持：{formats}。",
+    ),
+    "file_unreadable": (
+        "⚠️ {name}: I could not fetch this file from Telegram. Please send it again.",
+        "⚠️ {name}：无法从 Telegram 获取这个文件，请重新发送。",
+    ),
     "file_rejected_size": (
         "⚠️ {name} is {size}; the limit for {kind} files is {limit}. "
         "Try compressing or trimming it.",
@@ -311,6 +320,12 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "video_link": (
         "Your video is ready; it is too large to send here, so here is its link.",
         "视频做好了；文件太大无法在这里发送，请用链接打开。",
+    ),
+    "video_unreachable": (
+        "⚠️ Your video is ready, but its address is not one I may open or show, so I cannot "
+        "send it here. Try /export again, or ask the operator.",
+        "⚠️ 视频做好了，但它的地址不是我可以打开或展示的，所以无法在这里发送。"
+        "请重试 /export，或联系管理员。",
     ),
     "not_allowed": (
         "Sorry, this bot is private. Ask its operator to add your user id {user_id}.",

@@ -138,13 +138,18 @@ class Actions:
         text = msg.text.strip()
         if msg.attachments:
             self._count("files")
-            await self._sessions.run(
-                turn, lambda: self._uploads.files(turn, msg.attachments, bool(text)), retry=True
-            )
+            uploaded: list[bool] = []
+
+            async def upload() -> None:
+                uploaded.append(await self._uploads.files(turn, msg.attachments, bool(text)))
+
+            await self._sessions.run(turn, upload, retry=True)
             if cmd is not None:
                 await self._command(turn, cmd[0], cmd[1])
                 return
-            if not text:
+            # Words sent with files that were all refused are about those files: the agent
+            # would spend credits making something without them.
+            if not text or not any(uploaded):
                 return
         await self._text(turn, text)
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import httpx
 from telegram import Bot, BotCommand, CallbackQuery, Update
-from telegram.error import BadRequest
+from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
 from telegram.ext import ApplicationBuilder as _Builder
 
@@ -34,6 +34,7 @@ from bot.telegram.inbound import (
     AlbumCollector,
     TooLarge,
     addressed_text,
+    bound_callback,
     message_files,
     reader_for,
     to_inbound,
@@ -79,7 +80,7 @@ class StoreLike(Protocol):
 class TelegramConfig:
     """The Telegram side of the settings, with Telegram's limits in bytes."""
 
-    token: str
+    token: str = field(repr=False)
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
     allowed_user_ids: frozenset[int] = frozenset()
@@ -283,9 +284,11 @@ class TelegramFront:
         query = update.callback_query
         if query is not None:
             self._spawn(self._answer(query), update)
-            if query.data:
+            if bound_callback(query, chat.id, self._bot_id):
                 msg = to_inbound(update, text="")
                 self._spawn(self._run(msg, lang, self._acks.pop(update.update_id, None)), update)
+            elif query.data:
+                log.info("press with data not on its message ignored", extra={"chat_id": chat.id})
             return
         message = update.message
         if message is None:
@@ -332,12 +335,12 @@ class TelegramFront:
     async def _answer(self, query: CallbackQuery) -> None:
         """Stop the button's spinner at once, whatever the press starts.
 
-        A press Telegram delivers twice (or too late) cannot be answered again; that is
-        cosmetic, so it is only logged.
+        A press Telegram delivers twice (or too late, or forged) cannot be answered; that
+        is cosmetic, so it is only logged.
         """
         try:
             await query.answer()
-        except BadRequest as exc:
+        except TelegramError as exc:
             log.info("callback query not answered: %s", exc.message)
 
     async def _run(
@@ -422,7 +425,7 @@ class TelegramFront:
     ) -> None:
         query = update.callback_query
         if query is not None:
-            await query.answer()
+            await self._answer(query)
         if chat_id < 0 or chat_id in self._refused_chats or update.message is None:
             return
         self._refused_chats.add(chat_id)

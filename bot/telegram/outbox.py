@@ -499,11 +499,16 @@ class TelegramOutbox:
             uploading.cancel()
         if delivered:
             self._r.stats.export_delivered()
-        elif op.url and urlsplit(op.url).scheme in ("http", "https"):
+        elif op.url and await self._target(op.url) is not None:
             label = t("open_video", self.lang)
             buttons = (*op.buttons, Button(label, url=op.url))
             caption = op.caption or t("video_link", self.lang)
             await self._send_message(caption, html=False, buttons=buttons)
+        elif op.url:
+            # An address the bot refused to fetch (private, or not http(s)) is never shown.
+            await self._send_message(
+                t("video_unreachable", self.lang), html=False, buttons=op.buttons
+            )
         elif op.caption:
             await self._send_message(op.caption, html=False, buttons=op.buttons)
 
