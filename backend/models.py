@@ -18,10 +18,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """A bearer token and where it came from; its repr never shows the token."""
+    """A bearer token and where it came from; its repr shows neither the token nor the
+    client id (the service trades a client id for a fresh token of the same user)."""
 
     token: str = field(repr=False)
-    client_id: str | None
+    client_id: str | None = field(repr=False)
     expires_at: datetime | None
     anonymous: bool
     user_id: str | None = None
