@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, BinaryIO
@@ -21,8 +21,8 @@ class Credentials:
     """A bearer token and where it came from; its repr shows neither the token nor the
     client id (the service trades a client id for a fresh token of the same user)."""
 
-    token: str = field(repr=False)
-    client_id: str | None = field(repr=False)
+    token: str
+    client_id: str | None
     expires_at: datetime | None
     anonymous: bool
     user_id: str | None = None
@@ -40,7 +40,7 @@ class Credentials:
     def __repr__(self) -> str:
         expires = self.expires_at.isoformat() if self.expires_at else None
         return (
-            f"Credentials(token=***, client_id={self.client_id!r}, expires_at={expires!r}, "
+            f"Credentials(token=***, client_id=***, expires_at={expires!r}, "
             f"anonymous={self.anonymous}, user_id={self.user_id!r})"
         )
 

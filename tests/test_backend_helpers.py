@@ -143,10 +143,10 @@ def test_ordinary_text_is_left_alone() -> None:
     assert redact(text) == text
 
 
-def test_credentials_repr_hides_token() -> None:
-    creds = Credentials("nmv_usr_hideme999", "cid", datetime(2026, 1, 1, tzinfo=UTC), True)
+def test_credentials_repr_hides_token_and_client_id() -> None:
+    creds = Credentials("nmv_usr_hideme999", "cid-4711", datetime(2026, 1, 1, tzinfo=UTC), True)
     for text in (repr(creds), str(creds), f"{creds}", repr([creds])):
-        assert "hideme" not in text and "cid" in repr(creds)
+        assert "hideme" not in text and "4711" not in text and "2026-01-01" in text
 
 
 # --- parsers ----------------------------------------------------------------------------------
