@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from telegram import Bot
 
-from bot.io import Button, ChatAction, Progress, SendText, SendVideo, Stream
+from bot.io import Button, ChatAction, DeliveryFailed, Progress, SendText, SendVideo, Stream
 from bot.telegram import RenderConfig, Renderer, markdown_to_html, split_text
 from bot.telegram.format import html_is_balanced
 from tests.fake_botapi import MB, BotMessage, FakeBotApi, visible_text
@@ -212,5 +212,6 @@ async def test_private_addresses_are_not_downloaded_unless_allowed(files: str) -
             await renderer.outbox(CHAT).send(SendVideo(url=f"{files}/medium.mp4"))
             assert api.videos(CHAT) == []
             assert api.sent(CHAT)[0].buttons[0]["url"].endswith("/medium.mp4")
-            await renderer.outbox(CHAT).send(SendVideo(url="file:///etc/passwd"))
+            with pytest.raises(DeliveryFailed):
+                await renderer.outbox(CHAT).send(SendVideo(url="file:///etc/passwd"))
             assert len(api.sent(CHAT)) == 1, "no link for a non-http URL"

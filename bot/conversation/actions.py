@@ -71,7 +71,10 @@ class Actions:
             elif name == "credits":
                 await self._credits(turn)
             elif name == "status":
-                await self._sessions.run(turn, lambda: self._status(turn), retry=False)
+                # A group's first /status sets the project up without the private welcome.
+                await self._sessions.run(
+                    turn, lambda: self._status(turn), retry=False, welcome=not msg.is_group
+                )
             elif name == "help":
                 await out.send(SendText(t("help", turn.lang)))
             elif name == "lang":
@@ -217,7 +220,8 @@ class Actions:
             return
         summary = summarize_draft(project.draft, turn.lang)
         text = f"{t('status', turn.lang, summary=summary)}\n\n{t('status_hint', turn.lang)}"
-        await turn.out.send(SendText(text, buttons=(button("export", turn.lang),)))
+        buttons = (button("export", turn.lang),)
+        await turn.out.send(SendText(text, buttons, timeline=project.draft, lang=turn.lang))
 
     def _count(self, intent: str) -> None:
         self._metrics.updates.labels(intent).inc()

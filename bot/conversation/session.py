@@ -74,8 +74,9 @@ class Sessions:
 
         await self._states.update(turn, apply)
 
-    async def ensure(self, turn: Turn) -> bool:
-        """First contact: "Setting things up…", a token and a session, then "Ready"."""
+    async def ensure(self, turn: Turn, *, welcome: bool = True) -> bool:
+        """First contact: "Setting things up…", a token and a session, then "Ready" (and
+        the welcome, unless the message asked something else of a group)."""
         if turn.state.session_id is not None:
             return False
         ref = new_ref("setup")
@@ -96,7 +97,8 @@ class Sessions:
         await self._states.update(turn, apply)
         log.info("session created", extra={"chat_id": turn.chat_id, "lang": turn.lang})
         await turn.out.send(Progress(ref, t("ready", turn.lang), done=True))
-        await turn.out.send(SendText(t("welcome", turn.lang), buttons=menu(turn.lang)))
+        if welcome:
+            await turn.out.send(SendText(t("welcome", turn.lang), buttons=menu(turn.lang)))
         return True
 
     async def replace(self, turn: Turn) -> None:
@@ -119,10 +121,17 @@ class Sessions:
         log.info("new project", extra={"chat_id": turn.chat_id})
         await turn.out.send(SendText(t("new_project", turn.lang)))
 
-    async def run(self, turn: Turn, action: Callable[[], Awaitable[None]], *, retry: bool) -> None:
+    async def run(
+        self,
+        turn: Turn,
+        action: Callable[[], Awaitable[None]],
+        *,
+        retry: bool,
+        welcome: bool = True,
+    ) -> None:
         """Run `action` in the chat's session; a lost session is replaced and the user told,
         and an action that makes sense in a fresh project runs once more there."""
-        await self.ensure(turn)
+        await self.ensure(turn, welcome=welcome)
         try:
             await action()
         except SessionNotFound:
