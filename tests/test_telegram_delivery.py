@@ -6,11 +6,20 @@ pending and is delivered once Telegram takes messages again."""
 from __future__ import annotations
 
 import asyncio
+import io
+from pathlib import Path
 
+import httpx
+from PIL import Image
+from telegram import Bot
+
+from backend.sim import sample_mp4
+from bot.io import SendVideo
+from bot.telegram import RenderConfig, Renderer
 from bot.texts import t
 from bot.timeline import timeline_of
 from tests import telegram_fixtures
-from tests.fake_botapi import BotMessage, TgUser
+from tests.fake_botapi import BotMessage, FakeBotApi, TgUser
 from tests.telegram_fixtures import HarnessFactory, TgHarness, png_bytes, quick_sim
 from tests.test_telegram_e2e import ANIMATE, animated_reply
 
@@ -161,3 +170,29 @@ async def test_progress_is_one_message_with_a_bar_and_the_time_left(
         bar = text.split(") ", 1)[1].split(" ", 1)[0]
         assert len(bar) == 12 and bar.count("▓") == round(12 * percent / 100), text
     assert progress.text.startswith("✅ Rendered in")
+
+
+async def test_a_thumbnail_is_sent_as_telegram_takes_one(tmp_path: Path) -> None:
+    """A render's preview image (any size, PNG here) goes out as a JPEG of at most 320 px."""
+    video = tmp_path / "render.mp4"
+    video.write_bytes(sample_mp4())
+    poster = tmp_path / "poster.png"
+    Image.new("RGB", (1080, 1920), (200, 40, 90)).save(poster)
+    async with FakeBotApi() as api:
+        bot = Bot(api.token, base_url=api.base_url, base_file_url=api.base_file_url)
+        async with bot, httpx.AsyncClient() as http:
+            outbox = Renderer(bot, http, RenderConfig()).outbox(4242)
+            op = SendVideo(path=str(video), duration=5.4, width=1080, height=1920)
+            await outbox.send(SendVideo(**{**op.__dict__, "thumbnail": str(poster)}))
+    (sent,) = api.videos(4242)
+    assert sent.media is not None and "thumbnail" in sent.media
+    thumb = api.files[sent.media["thumbnail"]["file_id"]].data
+    with Image.open(io.BytesIO(thumb)) as image:
+        assert image.format == "JPEG" and max(image.size) <= 320
+        assert image.size[1] > image.size[0], "the picture keeps its shape"
+    (call,) = api.calls_of("sendVideo")
+    assert (call.params["duration"], call.params["width"], call.params["height"]) == (
+        "5",
+        "1080",
+        "1920",
+    )

@@ -1134,7 +1134,7 @@ class FakeBotApi:
                     duration=_int_or_none(params.get("duration")) or 5,
                     mime_type="video/mp4",
                 )
-                thumbnail = self._thumbnail(params.get("thumbnail"), uploads)
+                thumbnail = self._thumbnail(uploads.get("thumbnail"), params, uploads)
                 if thumbnail is not None:
                     media["thumbnail"] = thumbnail
             if kind == "document":
@@ -1159,14 +1159,18 @@ class FakeBotApi:
 
         return handler
 
-    def _thumbnail(self, value: Any, uploads: dict[str, bytes]) -> dict[str, Any] | None:
-        """A thumbnail uploaded with a video (`attach://<part>`), checked as Telegram does:
-        JPEG, at most 200 kB."""
-        if not isinstance(value, str) or not value.startswith("attach://"):
-            return None
-        data = uploads.get(value.removeprefix("attach://"))
+    def _thumbnail(
+        self, data: bytes | None, params: dict[str, Any], uploads: dict[str, bytes]
+    ) -> dict[str, Any] | None:
+        """A thumbnail uploaded with a video (as its own part, or `attach://<part>`), checked
+        as Telegram does: JPEG, at most 200 kB."""
+        value = params.get("thumbnail")
+        if data is None and isinstance(value, str) and value.startswith("attach://"):
+            data = uploads.get(value.removeprefix("attach://"))
+            if data is None:
+                raise bad_request(f"wrong remote file identifier specified: {value}")
         if data is None:
-            raise bad_request(f"wrong remote file identifier specified: {value}")
+            return None
         if not data.startswith(b"\xff\xd8") or len(data) > 200 * 1024:
             raise bad_request("THUMBNAIL_INVALID")
         stored = self.add_file(data, path_hint="thumbnails/file")
