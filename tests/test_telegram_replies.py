@@ -77,7 +77,10 @@ async def test_a_groups_first_status_answers_without_the_private_welcome(
     api.send_command(ann, f"status@{api.username}", chat=group)
     await bot.text_with(group["id"], "Your project is empty so far")
     assert not any("I make videos with you" in text for text in api.texts(group["id"]))
-    # A private chat's first contact still gets it.
+    # Asked for, a group gets it; a private chat's first contact always does.
+    other = api.group(-1001803)
+    api.send_command(ann, f"start@{api.username}", chat=other)
+    await bot.text_with(other["id"], "I make videos with you")
     api.send_command(ann, "status")
     await bot.text_with(ann.id, "I make videos with you")
 

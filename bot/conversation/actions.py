@@ -71,10 +71,7 @@ class Actions:
             elif name == "credits":
                 await self._credits(turn)
             elif name == "status":
-                # A group's first /status sets the project up without the private welcome.
-                await self._sessions.run(
-                    turn, lambda: self._status(turn), retry=False, welcome=not msg.is_group
-                )
+                await self._sessions.run(turn, lambda: self._status(turn), retry=False)
             elif name == "help":
                 await out.send(SendText(t("help", turn.lang)))
             elif name == "lang":
@@ -155,7 +152,7 @@ class Actions:
         self._count(name if name in ("start", "new", "export") else "other_command")
         if name == "start":
             if turn.state.session_id is None:
-                await self._sessions.ensure(turn)
+                await self._sessions.ensure(turn, welcome=True)
             else:
                 await turn.out.send(SendText(t("welcome_back", turn.lang)))
                 await turn.out.send(SendText(t("welcome", turn.lang), buttons=menu(turn.lang)))

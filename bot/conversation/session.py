@@ -74,9 +74,10 @@ class Sessions:
 
         await self._states.update(turn, apply)
 
-    async def ensure(self, turn: Turn, *, welcome: bool = True) -> bool:
-        """First contact: "Setting things up…", a token and a session, then "Ready" (and
-        the welcome, unless the message asked something else of a group)."""
+    async def ensure(self, turn: Turn, *, welcome: bool | None = None) -> bool:
+        """First contact: "Setting things up…", a token and a session, then "Ready" and the
+        welcome; a group gets the welcome only when it asks for it (/start): it reads as
+        a private chat's and would come before the answer someone asked for."""
         if turn.state.session_id is not None:
             return False
         ref = new_ref("setup")
@@ -97,7 +98,7 @@ class Sessions:
         await self._states.update(turn, apply)
         log.info("session created", extra={"chat_id": turn.chat_id, "lang": turn.lang})
         await turn.out.send(Progress(ref, t("ready", turn.lang), done=True))
-        if welcome:
+        if welcome if welcome is not None else not turn.is_group:
             await turn.out.send(SendText(t("welcome", turn.lang), buttons=menu(turn.lang)))
         return True
 
@@ -121,17 +122,10 @@ class Sessions:
         log.info("new project", extra={"chat_id": turn.chat_id})
         await turn.out.send(SendText(t("new_project", turn.lang)))
 
-    async def run(
-        self,
-        turn: Turn,
-        action: Callable[[], Awaitable[None]],
-        *,
-        retry: bool,
-        welcome: bool = True,
-    ) -> None:
+    async def run(self, turn: Turn, action: Callable[[], Awaitable[None]], *, retry: bool) -> None:
         """Run `action` in the chat's session; a lost session is replaced and the user told,
         and an action that makes sense in a fresh project runs once more there."""
-        await self.ensure(turn, welcome=welcome)
+        await self.ensure(turn)
         try:
             await action()
         except SessionNotFound:
