@@ -172,8 +172,9 @@ async def test_progress_is_one_message_with_a_bar_and_the_time_left(
     assert progress.text.startswith("✅ Rendered in")
 
 
-async def test_a_thumbnail_is_sent_as_telegram_takes_one(tmp_path: Path) -> None:
-    """A render's preview image (any size, PNG here) goes out as a JPEG of at most 320 px."""
+async def test_an_uploaded_video_carries_its_own_size_and_a_thumbnail(tmp_path: Path) -> None:
+    """A render's preview image (any size, PNG here) goes out as a JPEG of at most 320 px;
+    the length and size sent are the file's."""
     video = tmp_path / "render.mp4"
     video.write_bytes(sample_mp4())
     poster = tmp_path / "poster.png"
@@ -191,8 +192,9 @@ async def test_a_thumbnail_is_sent_as_telegram_takes_one(tmp_path: Path) -> None
         assert image.format == "JPEG" and max(image.size) <= 320
         assert image.size[1] > image.size[0], "the picture keeps its shape"
     (call,) = api.calls_of("sendVideo")
+    # The uploaded file's own header (1 s, 160 × 90) wins over what the project said.
     assert (call.params["duration"], call.params["width"], call.params["height"]) == (
-        "5",
-        "1080",
-        "1920",
+        "1",
+        "160",
+        "90",
     )

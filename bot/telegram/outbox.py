@@ -42,6 +42,7 @@ from bot.io import (
 )
 from bot.telegram.delivery import RetryPolicy, deliver_with_retry
 from bot.telegram.format import html_is_balanced, markdown_to_html, split_text
+from bot.telegram.mp4 import Mp4Info, probe_mp4
 from bot.telegram.pictures import thumbnail_jpeg, timeline_png
 from bot.texts import fmt_elapsed, t
 from bot.timeline import timeline_of
@@ -618,16 +619,22 @@ class TelegramOutbox:
         caption = op.caption if len(op.caption) <= CAPTION_LIMIT else ""
         markup = _markup(op.buttons)
 
-        async def send(video: str | InputFile) -> bool:
+        async def send(video: str | InputFile, info: Mp4Info | None = None) -> bool:
+            # The file's own header, when we hold its bytes, over what the project meant.
+            duration = (info.duration_s if info else None) or op.duration
+            width, height = (
+                (info.width, info.height) if info and info.width else (op.width, op.height)
+            )
+
             async def call() -> Message:
                 return await self._bot.send_video(
                     self.chat_id,
                     video,
                     caption=caption or None,
                     reply_markup=markup,
-                    duration=round(op.duration) if op.duration else None,
-                    width=op.width,
-                    height=op.height,
+                    duration=max(1, round(duration)) if duration else None,
+                    width=width,
+                    height=height,
                     thumbnail=thumbnail,
                     supports_streaming=True,
                     read_timeout=120,
@@ -648,7 +655,7 @@ class TelegramOutbox:
             data = await asyncio.to_thread(_read_local, op.path, cfg.upload_video_bytes)
             if data is None:
                 return False
-            return await send(InputFile(data, filename=os.path.basename(op.path)))
+            return await send(InputFile(data, filename=os.path.basename(op.path)), probe_mp4(data))
         if not op.url or urlsplit(op.url).scheme not in ("http", "https"):
             return False
         known = self._r.video_ids.get(op.url)
@@ -666,7 +673,7 @@ class TelegramOutbox:
         data = await self._download(op.url, cfg.upload_video_bytes)
         if data is None:
             return False
-        return await send(InputFile(data, filename="video.mp4"))
+        return await send(InputFile(data, filename="video.mp4"), probe_mp4(data))
 
     async def _target(self, url: str) -> _Target | None:
         """Where a download may go: http(s) only, and unless operators allow private
