@@ -98,7 +98,9 @@ class Sessions:
         await self._states.update(turn, apply)
         log.info("session created", extra={"chat_id": turn.chat_id, "lang": turn.lang})
         await turn.out.send(Progress(ref, t("ready", turn.lang), done=True))
-        if welcome if welcome is not None else not turn.is_group:
+        if welcome is None:
+            welcome = not turn.is_group
+        if welcome:
             await turn.out.send(SendText(t("welcome", turn.lang), buttons=menu(turn.lang)))
         return True
 

@@ -647,7 +647,9 @@ class TelegramOutbox:
             if op.url and message.video is not None:
                 self._r.video_ids[op.url] = message.video.file_id
             if caption != op.caption:
-                await self._send_message(op.caption, html=False, buttons=())
+                # The video arrived: a lost long caption must not send it again.
+                with contextlib.suppress(TelegramError):
+                    await self._send_message(op.caption, html=False, buttons=())
             return True
 
         cfg = self._r.config

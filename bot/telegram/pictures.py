@@ -80,7 +80,8 @@ def timeline_png(timeline: Timeline, lang: str) -> bytes:
         return left + (right - left) * min(max(seconds, 0.0), length) / length
 
     count = len(timeline.tracks)
-    heading = t("tl_heading", lang, n=count, s="" if count == 1 else "s")
+    tracks = t("tl_tracks_one", lang) if count == 1 else t("tl_tracks_many", lang, n=count)
+    heading = t("tl_heading", lang, tracks=tracks)
     draw.text((_PAD, _PAD), f"{heading} · {fmt_elapsed(timeline.duration_s)}", _INK, title)
     ruler_y = _PAD + _HEADER_H
     step = _tick_step(length)
