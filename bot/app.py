@@ -132,7 +132,7 @@ def build_app(
     )
     chat_store = store if store is not None else build_store(settings)
     conversation = Conversation(
-        client, chat_store, settings, metrics=metrics, web_base=config.web_base
+        client, chat_store, settings, metrics=metrics, web_base=config.web_base, front=platform
     )
     return App(
         settings=settings,

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     telegram_max_download_mb: float = Field(default=20, gt=0)
     telegram_max_upload_mb: float = Field(default=50, gt=0)
     media_group_wait_s: float = Field(default=1.2, ge=0)
+    telegram_video_retry_s: float = Field(default=300, ge=0)
 
     # NemoVideo backend
     nemo_api_base: str = DEFAULT_API_BASE

@@ -10,7 +10,16 @@ from typing import Final
 
 from backend import MIB
 
-__all__ = ["LANGS", "TEXTS", "fmt_duration", "fmt_elapsed", "fmt_size", "normalize_lang", "t"]
+__all__ = [
+    "LANGS",
+    "TEXTS",
+    "fmt_duration",
+    "fmt_elapsed",
+    "fmt_size",
+    "normalize_lang",
+    "progress_bar",
+    "t",
+]
 
 LANGS: Final = ("en", "zh")
 
@@ -128,6 +137,7 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "🎬 Rendering… {percent}% ({elapsed})",
         "🎬 渲染中… {percent}%（{elapsed}）",
     ),
+    "export_left": ("about {left} left", "预计还需 {left}"),
     "export_done": ("✅ Rendered in {elapsed}.", "✅ 渲染完成，用时 {elapsed}。"),
     "export_failed_line": ("❌ Render failed", "❌ 渲染失败"),
     "export_stopped_line": ("⏹ Render stopped", "⏹ 渲染已停止"),
@@ -208,8 +218,12 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "智能体已完成，但时间线没有变化。",
     ),
     "gui_export": (
-        "👉 Tap “Export” below when you're ready and I'll render it here.",
-        "👉 准备好了就点下面的“导出”，我会在这里渲染。",
+        "👉 Tap 🎬 Export below when you're ready and I'll render it here.",
+        "👉 准备好了就点下面的“🎬 导出”，我会在这里渲染。",
+    ),
+    "gui_export_terminal": (
+        "👉 Type /export when you're ready and I'll render it here.",
+        "👉 准备好了就输入 /export，我会在这里渲染。",
     ),
     "gui_status": ("📋 The timeline now:\n{summary}", "📋 当前时间线：\n{summary}"),
     "auto_export": ("🎬 Exporting as you asked…", "🎬 按你的要求开始导出…"),
@@ -318,8 +332,8 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     # --- Telegram only -----------------------------------------------------------------
     "open_video": ("▶️ Open the video", "▶️ 打开视频"),
     "video_link": (
-        "Your video is ready; it is too large to send here, so here is its link.",
-        "视频做好了；文件太大无法在这里发送，请用链接打开。",
+        "Your video is ready, but I couldn't send the file here, so here is its link.",
+        "视频做好了，但文件无法在这里发送，请用链接打开。",
     ),
     "video_unreachable": (
         "⚠️ Your video is ready, but its address is not one I may open or show, so I cannot "
@@ -327,6 +341,18 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "⚠️ 视频做好了，但它的地址不是我可以打开或展示的，所以无法在这里发送。"
         "请重试 /export，或联系管理员。",
     ),
+    "timeline_caption": (
+        "🖼 Canvas {width}×{height} ({aspect}) · {duration}",
+        "🖼 画布 {width}×{height}（{aspect}）· {duration}",
+    ),
+    "timeline_caption_plain": ("🖼 Length {duration}", "🖼 时长 {duration}"),
+    "tl_heading": ("Timeline · {tracks}", "时间线 · {tracks}"),
+    "tl_tracks_one": ("1 track", "1 条轨道"),
+    "tl_tracks_many": ("{n} tracks", "{n} 条轨道"),
+    "tl_video": ("Video", "视频"),
+    "tl_audio": ("Audio", "音频"),
+    "tl_text": ("Text", "文字"),
+    "tl_other": ("Other", "其他"),
     "not_allowed": (
         "Sorry, this bot is private. Ask its operator to add your user id {user_id}.",
         "抱歉，这是一个私有机器人。请让管理员添加你的用户 ID {user_id}。",
@@ -378,3 +404,9 @@ def fmt_size(size: int | None) -> str:
     if size >= 1024:
         return f"{size / 1024:.0f} KB"
     return f"{size} B"
+
+
+def progress_bar(percent: float, width: int = 12) -> str:
+    """`▓▓▓▓▓░░░░░░░`: `percent` of `width` cells filled."""
+    filled = round(width * min(max(percent, 0.0), 100.0) / 100)
+    return "▓" * filled + "░" * (width - filled)

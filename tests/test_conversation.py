@@ -207,9 +207,10 @@ async def test_gui_export_is_offered_as_a_button(make_harness: HarnessFactory) -
     mark = len(h.out.ops)
     await h.say("how do I download it?")
     final = h.out.streams(mark)[-1]
-    # The agent's "click the Export button" is answered with a button that does it here.
-    assert final.final and "click the Export button" in final.text
-    assert final.text.endswith("👉 Tap “Export” below when you're ready and I'll render it here.")
+    # The agent's "click the Export button" is rewritten in place into what works here.
+    assert final.final and "click the Export button" not in final.text
+    assert final.text.count("/export") == 1
+    assert "👉 Type /export when you're ready and I'll render it here." in final.text
     assert final.buttons == (Button("🎬 Export", data="a:export"),)
     assert not h.out.videos(mark) and not h.sim.requests_to("/api/render/")
     mark = len(h.out.ops)
@@ -222,8 +223,8 @@ async def test_gui_export_runs_when_the_user_asked(make_harness: HarnessFactory)
     await h.say("make a 4 second video of waves")
     mark = len(h.out.ops)
     texts = await h.say("looks good, then export")
-    assert "click the Export button" in texts[0]
-    assert texts[1] == "🎬 Exporting as you asked…"
+    assert "click the Export button" not in texts[0]
+    assert texts[0].endswith("🎬 Exporting as you asked…")
     assert len(h.out.videos(mark)) == 1
     assert (await h.state()).pending == []
 

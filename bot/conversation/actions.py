@@ -157,7 +157,7 @@ class Actions:
         self._count(name if name in ("start", "new", "export") else "other_command")
         if name == "start":
             if turn.state.session_id is None:
-                await self._sessions.ensure(turn)
+                await self._sessions.ensure(turn, welcome=True)
             else:
                 await turn.out.send(SendText(t("welcome_back", turn.lang)))
                 await turn.out.send(SendText(t("welcome", turn.lang), buttons=menu(turn.lang)))
@@ -224,7 +224,8 @@ class Actions:
             return
         summary = summarize_draft(project.draft, turn.lang)
         text = f"{t('status', turn.lang, summary=summary)}\n\n{t('status_hint', turn.lang)}"
-        await turn.out.send(SendText(text, buttons=(button("export", turn.lang),)))
+        buttons = (button("export", turn.lang),)
+        await turn.out.send(SendText(text, buttons, timeline=project.draft, lang=turn.lang))
 
     def _count(self, intent: str) -> None:
         self._metrics.updates.labels(intent).inc()

@@ -30,6 +30,7 @@ from bot.ops.metrics import Metrics
 from bot.settings import Settings
 from bot.telegram.aiohttp_request import AiohttpRequest
 from bot.telegram.commands import COMMANDS
+from bot.telegram.delivery import RetryPolicy
 from bot.telegram.inbound import (
     AlbumCollector,
     TooLarge,
@@ -39,6 +40,7 @@ from bot.telegram.inbound import (
     reader_for,
     to_inbound,
 )
+from bot.telegram.logs import quiet_handled_floods
 from bot.telegram.outbox import FrontStats, RenderConfig, Renderer, TelegramOutbox
 from bot.telegram.updates_request import TolerantUpdatesRequest
 from bot.texts import fmt_size, normalize_lang, t
@@ -108,6 +110,7 @@ class TelegramConfig:
             render=RenderConfig(
                 upload_video_bytes=int(settings.telegram_max_upload_mb * MIB),
                 allow_private_downloads=settings.allow_private_downloads,
+                video_retry=RetryPolicy(give_up_s=settings.telegram_video_retry_s),
             ),
         )
 
@@ -178,6 +181,7 @@ class TelegramFront:
             .post_shutdown(self._post_shutdown)
             .build()
         )
+        quiet_handled_floods()
         application.add_handler(TypeHandler(Update, self._on_update))
         application.add_error_handler(self._on_error)
         return application
