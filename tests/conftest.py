@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from bot.store import MemoryChatStore, RedisChatStore
+from bot.store import RedisChatStore
 from tests.redis_server import RedisProcess, answers
 
 
@@ -53,10 +53,7 @@ def redis_store(redis_client: Redis, namespace: str) -> RedisChatStore:
     return RedisChatStore(redis_client, namespace)
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest) -> MemoryChatStore | RedisChatStore:
-    """The same contract, run against both stores."""
-    if request.param == "memory":
-        return MemoryChatStore()
-    result: RedisChatStore = request.getfixturevalue("redis_store")
-    return result
+@pytest.fixture
+def store(redis_store: RedisChatStore) -> RedisChatStore:
+    """The store contract, run against Redis as every front end uses it."""
+    return redis_store

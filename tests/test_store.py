@@ -1,4 +1,4 @@
-"""The chat store contract, run against memory and a real Redis."""
+"""The chat store contract, run against a real Redis."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from redis.asyncio import Redis
 from bot.store import (
     ChatState,
     ChatStore,
-    MemoryChatStore,
     PendingExport,
     RedisChatStore,
     StoreUnavailable,
@@ -69,11 +68,11 @@ async def test_expired_token_is_dropped_but_chat_kept(store: ChatStore) -> None:
 
 
 async def test_idle_chat_expires(redis_client: Redis, namespace: str) -> None:
-    for store in (MemoryChatStore(idle_ttl_s=0.2), RedisChatStore(redis_client, namespace, 0.2)):
-        await store.save(full_state())
-        assert (await store.load(42)).session_id is not None
-        await asyncio.sleep(0.35)
-        assert await store.load(42) == ChatState(chat_id=42)
+    store = RedisChatStore(redis_client, namespace, 0.2)
+    await store.save(full_state())
+    assert (await store.load(42)).session_id is not None
+    await asyncio.sleep(0.35)
+    assert await store.load(42) == ChatState(chat_id=42)
 
 
 async def test_pending_index_follows_state(store: ChatStore) -> None:

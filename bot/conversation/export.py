@@ -4,8 +4,12 @@ cancellation or deadline), including renders a stopped process left in the store
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from backend import BackendUnavailable, NemoApi, NemoError, RateLimited, RenderStatus, is_exportable
 from bot.conversation.errors import render_failed_text
@@ -44,6 +48,9 @@ class Exports:
         if not is_exportable(project.draft):
             await turn.out.send(SendText(t("nothing_to_export", turn.lang)))
             return
+        key = draft_key(project.draft)
+        if await self._offer_last_video(turn, key):
+            return
         ref = new_ref("export")
         await turn.out.send(
             Progress(ref, t("export_progress", turn.lang, percent=0, elapsed=fmt_elapsed(0)))
@@ -51,7 +58,11 @@ class Exports:
         await turn.out.send(ChatAction("upload_video"))
         job = await api.start_export(sid, project.draft)
         pending = PendingExport(
-            render_id=job.id, started_at=time.time(), lang=turn.lang, progress_ref=ref
+            render_id=job.id,
+            started_at=time.time(),
+            lang=turn.lang,
+            progress_ref=ref,
+            draft_key=key,
         )
         await self._states.update(turn, lambda s: s.pending.append(pending))
         log.info("export started", extra={"chat_id": turn.chat_id, "render_id": job.id})
@@ -113,6 +124,7 @@ class Exports:
                         )
                     )
                     await self._end(turn, render_id, "completed")
+                    await self._remember_video(turn, job.url, pending.draft_key)
                     return
                 if job is not None and job.status is RenderStatus.FAILED:
                     await turn.out.send(Progress(ref, t("export_failed_line", lang), done=True))
@@ -152,6 +164,28 @@ class Exports:
         finally:
             self._metrics.exports_pending.dec()
 
+    async def _remember_video(self, turn: Turn, url: str, key: str | None) -> None:
+        if key is not None:
+            video = {"url": url, "draft": key}
+            await self._states.update(turn, lambda s: setattr(s, "last_video", video))
+
+    async def _offer_last_video(self, turn: Turn, key: str) -> bool:
+        """An unchanged project's video again instead of a new render, once: asked again
+        right after, it is rendered anew."""
+        video = turn.state.last_video
+        if not video or video.get("draft") != key or video.get("offered"):
+            return False
+        offered = {**video, "offered": "1"}
+        await self._states.update(turn, lambda s: setattr(s, "last_video", offered))
+        await turn.out.send(
+            SendVideo(
+                url=video["url"],
+                caption=t("export_unchanged", turn.lang),
+                buttons=(button("new", turn.lang), button("credits", turn.lang)),
+            )
+        )
+        return True
+
     async def _cancel_render(self, api: NemoApi, turn: Turn, render_id: str) -> None:
         try:
             await api.cancel_export(render_id)
@@ -174,3 +208,9 @@ class Exports:
 
 def _drop_pending(state: ChatState, render_ids: set[str]) -> None:
     state.pending = [p for p in state.pending if p.render_id not in render_ids]
+
+
+def draft_key(draft: Mapping[str, Any] | None) -> str:
+    """A short fingerprint of one version of the project."""
+    body = json.dumps(draft, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]

@@ -380,7 +380,9 @@ class ChatQueue:
             if task is not None:
                 task.uncancel()
             if not rt.cancel_reported:
-                await safe_send(turn.out, SendText(t("stopped", turn.lang)))
+                # The agent's work goes on on the server (and is charged): say so.
+                said = "stopped_chat" if entry.label == "job_chat" else "stopped"
+                await safe_send(turn.out, SendText(t(said, turn.lang)))
         except Exception as exc:
             await self._errors.reply(turn, exc)
 

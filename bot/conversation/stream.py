@@ -27,7 +27,7 @@ from bot.conversation.state import ChatStates, Turn, new_ref, safe_send
 from bot.conversation.text import asks_for_export, button, draft_of, tool_hint
 from bot.io import Button, ChatAction, Outbox, Progress, SendText, Stream
 from bot.ops.metrics import Metrics
-from bot.texts import fmt_elapsed, t
+from bot.texts import base_lang, fmt_elapsed, localize, t
 from router import GuiAction, read_agent_text
 
 __all__ = ["AgentChat"]
@@ -175,7 +175,8 @@ class AgentChat:
         """A turn without text: read the project and say what changed."""
         api = await self._sessions.api(turn)
         project = await api.state(session_id(turn))
-        change = describe_changes(before, project.draft, turn.lang)
+        change = describe_changes(before, project.draft, base_lang(turn.lang))
+        change = localize(change, turn.lang) if change else None
         await self._states.remember_draft(turn, project.draft)
         buttons: tuple[Button, ...] = ()
         if is_exportable(project.draft):
@@ -189,7 +190,7 @@ class AgentChat:
 def _summary_or_empty(draft: Mapping[str, Any] | None, lang: str) -> str:
     if not is_exportable(draft):
         return t("status_empty", lang).removeprefix("📋 ")
-    return summarize_draft(draft, lang)
+    return localize(summarize_draft(draft, base_lang(lang)), lang)
 
 
 class _Quiet:
