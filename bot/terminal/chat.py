@@ -107,19 +107,20 @@ class TerminalChat:
         await self.conversation.resume_pending(lambda _chat: self.outbox, only={self.chat_id})
         if self.interactive:
             await self._interactive()
-            return 0
-        await self._plain()
-        await self.conversation.wait_idle()
+        elif await self._plain():
+            await self.conversation.wait_idle()
         return 0
 
-    async def _plain(self) -> None:
+    async def _plain(self) -> bool:
+        """Each line in turn; False when /quit ended the input."""
         lines = _LineReader(self.stdin.readline)
         while (line := await lines.next()) is not None:
             if line.strip().lower() in _QUIT:
-                return
+                return False
             msg = self.message(line)
             if msg is not None:
                 await self.conversation.handle(msg, self.outbox)
+        return True
 
     async def _interactive(self) -> None:
         session = new_session(self.outbox, self.history_file)
