@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -112,6 +113,13 @@ def default_data_dir() -> Path:
     `~/.local/share/nemobot`."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "nemobot"
+
+
+def masked_url(url: str | None) -> str:
+    """A URL as it may be shown: its password hidden."""
+    if not url:
+        return "(unset)"
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 class SettingsError(Exception):

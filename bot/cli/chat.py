@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import io
 import logging
 import sys
@@ -16,7 +15,7 @@ import httpx
 
 from bot.app import build_app
 from bot.ops.logs import configure
-from bot.settings import Settings, load_settings
+from bot.settings import Settings, load_settings, masked_url
 from bot.store.embedded import EmbeddedRedisError
 from bot.terminal import (
     PromptScreen,
@@ -142,7 +141,7 @@ async def run_chat(args: argparse.Namespace, settings: Settings) -> int:
         raise Fatal(str(exc)) from None
     try:
         if not await app.store.ping():
-            raise Fatal(f"cannot reach Redis at {_shown(settings.redis_url)}; is it running?")
+            raise Fatal(f"cannot reach Redis at {masked_url(settings.redis_url)}; is it running?")
         if sim is not None:  # the simulator starts empty each time: so does its chat
             await app.store.delete(args.chat_id)
         if sim is None:
@@ -180,17 +179,6 @@ def _writer(out: TextIO) -> Any:
         out.flush()
 
     return write
-
-
-def _shown(url: str | None) -> str:
-    """A Redis URL without its password."""
-    if not url:
-        return "?"
-    with contextlib.suppress(ValueError):
-        parts = httpx.URL(url)
-        if parts.password:
-            return str(parts.copy_with(password="***"))  # noqa: S106 - a mask, not a secret
-    return url
 
 
 async def _unreachable(http: httpx.AsyncClient, base_url: str) -> str | None:
