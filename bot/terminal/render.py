@@ -8,11 +8,12 @@ import re
 
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.text import Text
 
 from bot.io import Button, button_action
 from bot.texts import LANGS, TEXTS, t
 
-__all__ = ["buttons_line", "render_markdown", "terminal_words", "unechoed"]
+__all__ = ["buttons_line", "render_markdown", "render_text", "terminal_words", "unechoed"]
 
 _COMMAND_OF_ACTION = {
     "export": "/export",
@@ -61,11 +62,20 @@ def buttons_line(buttons: tuple[Button, ...], text: str) -> str:
 
 def render_markdown(text: str, width: int) -> str:
     """The agent's Markdown as terminal text with styles (headings, bold, lists, code)."""
+    return _render(Markdown(_hard_breaks(text), hyperlinks=False), width)
+
+
+def render_text(text: str, width: int) -> str:
+    """The bot's own text, wrapped between words (or Chinese characters) to the width."""
+    return _render(Text(text), width)
+
+
+def _render(renderable: Markdown | Text, width: int) -> str:
     buffer = io.StringIO()
     console = Console(
         file=buffer, force_terminal=True, width=max(20, width), highlight=False, emoji=False
     )
-    console.print(Markdown(_hard_breaks(text), hyperlinks=False))
+    console.print(renderable)
     return buffer.getvalue().rstrip("\n")
 
 
