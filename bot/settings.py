@@ -90,6 +90,12 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value
 
+    @field_validator("data_dir", "download_dir")
+    @classmethod
+    def _home(cls, value: Path) -> Path:
+        """`~/…` as people write it in `.env`."""
+        return value.expanduser()
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
