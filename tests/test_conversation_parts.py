@@ -41,9 +41,9 @@ def test_every_text_exists_in_both_languages_with_the_same_placeholders() -> Non
 
 
 def test_t_fills_and_falls_back_to_english() -> None:
-    assert (
-        t("credits", "zh-TW", available=1, frozen=2, total=3) == "💳 积分：可用 1 · 冻结 2 · 总计 3"
-    )
+    amounts = {"available": 1, "frozen": 2, "total": 3}
+    assert t("credits", "zh-CN", **amounts) == "💳 积分：可用 1 · 冻结 2 · 总计 3"
+    assert t("credits", "zh-TW", **amounts) == "💳 積分：可用 1 · 凍結 2 · 總計 3"
     assert t("credits", None, available=1, frozen=2, total=3).startswith("💳 Credits: 1")
     assert t("credits", "fr", available=1, frozen=2, total=3).startswith("💳 Credits: 1")
 
