@@ -168,3 +168,14 @@ def renders_started(h: Harness) -> int:
         for r in h.sim.requests_to("/api/render/proxy/lambda")
         if r.method == "POST" and r.path.endswith("/lambda")
     )
+
+
+async def test_the_timeline_names_each_clip(make_harness: HarnessFactory) -> None:
+    h = await make_harness()
+    await h.say("make a 5 second video of a pier")
+    await h.say("make a 3 second video of a beach")
+    status = "\n".join(await h.say("/status"))
+    assert "1. Video: pier (0-5s), beach (5-8s)" in status, status
+    assert "(+1)" not in status
+    zh = "\n".join(await h.say("/status", lang="zh"))
+    assert "视频：pier (0-5秒)，beach (5-8秒)" in zh, zh
