@@ -84,8 +84,10 @@ def test_chinese_session_and_quit(tmp_path: Path, slow_sim: str, terminals: list
     term = start(terminals, tmp_path, slow_sim, LANG="zh_CN.UTF-8")
     term.type("查看积分\r")
     term.wait_for(lambda s: "💳 积分：可用 100 · 冻结 0 · 总计 100" in s)
+    term.type("/lang zh-hant\r")
+    term.wait_for(lambda s: "語言已設為繁體中文。" in s)
     term.type("/quit\r")
-    term.wait_for(lambda s: "👋 再见。你的项目已保存" in s)
+    term.wait_for(lambda s: "👋 再見。你的專案已儲存" in s)
     assert term.exit_status() == 0
 
 

@@ -84,6 +84,7 @@ class TerminalOutbox:
 
     async def send(self, op: Outbound) -> None:
         if isinstance(op, SendText):
+            self.lang = self._lang_of(op.text, fallback="en")  # the chat's, for our own words
             self.say(op.text, buttons_line(op.buttons, terminal_words(op.text)))
         elif isinstance(op, Stream):
             self._stream(op)
@@ -179,11 +180,12 @@ class TerminalOutbox:
             self._placeholder_told = True
             self.say(t("term_offline_video", lang))
 
-    def _lang_of(self, caption: str) -> str:
-        """The video's words in the caption's language (the chat's may have changed)."""
-        if _CJK.search(caption):
-            return script_lang(caption)
-        return self.lang
+    def _lang_of(self, text: str, fallback: str | None = None) -> str:
+        """The language of one of the bot's texts: Chinese (in its script) or else
+        `fallback`, by default the chat's as last seen."""
+        if _CJK.search(text):
+            return script_lang(text)
+        return fallback or self.lang
 
     async def download(self, url: str) -> Path:
         """Save the video under the download folder with a name that does not collide."""
