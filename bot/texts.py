@@ -101,6 +101,7 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "⏹ 我已停止接收智能体的回答。智能体可能仍会在服务器上完成这次编辑，完成的话会照常扣除积分："
         "发送 /status 查看项目现状。",
     ),
+    "project_now": ("📋 The project right now: {summary}", "📋 项目现在是这样：{summary}"),
     "interrupted": (
         "⚠️ I was restarted while working on {job}, so it may not have finished. "
         "/status shows where the project stands; send it again if needed.",

@@ -64,6 +64,41 @@ async def test_cancelling_an_export_still_says_it_was_stopped(
     assert t("export_cancelled", "en") in h.out.joined(mark), h.out.ops[mark - 3 :]
 
 
+async def test_a_cancel_while_the_render_starts_stops_that_render(
+    make_harness: HarnessFactory,
+) -> None:
+    """The render being started when /cancel comes is cancelled once it exists, not left
+    running (and charged) behind a "Stopped"."""
+    h = await make_harness(sim_config=quick_sim_config(render_seconds=30))
+    await h.say("make a 5 second video of a pier")
+    h.sim.set_fault("slow", seconds=1.5, path="/api/render/proxy/lambda", times=1)
+    job = h.later("/export")
+    await h.out.wait_for(lambda op: "Rendering" in getattr(op, "text", ""), timeout=20)
+    mark = len(h.out.ops)
+    await h.say("stop")
+    await asyncio.wait_for(job, 20)
+    said = h.out.joined(mark)
+    assert t("export_cancelled", "en") in said and t("stopped", "en") not in said
+    cancels = [r for r in h.sim.requests_to("/cancel") if r.method == "POST"]
+    assert len(cancels) == 1
+    assert (await h.state()).pending == []
+
+
+async def test_a_stopped_answer_reports_the_project_as_it_stands(
+    make_harness: HarnessFactory,
+) -> None:
+    h = await make_harness(sim_config=quick_sim_config(chunk_delay_s=0.2, chunk_words=1))
+    await h.say("make a 5 second video of a pier")
+    job = h.later("make a 5 second video of a beach")
+    await h.out.wait_for(lambda op: isinstance(op, Stream) and "beach" in op.text, timeout=20)
+    mark = len(h.out.ops)
+    await h.say("/cancel")
+    await asyncio.wait_for(job, 20)
+    said = h.out.joined(mark)
+    assert t("stopped_chat", "en") in said
+    assert "📋 The project right now: Timeline" in said and "pier" in said
+
+
 async def test_upload_link_with_words_keeps_the_words(make_harness: HarnessFactory) -> None:
     h = await make_harness()
     texts = await h.say("/upload https://example.test/clip.mp4 add a title saying hello")

@@ -11,7 +11,7 @@ from bot.conversation.errors import ErrorReplies
 from bot.conversation.export import Exports
 from bot.conversation.files import Uploads
 from bot.conversation.session import Sessions, session_id
-from bot.conversation.state import ChatStates, Turn
+from bot.conversation.state import ChatStates, Turn, safe_send
 from bot.conversation.stream import AgentChat
 from bot.conversation.text import button, command_of, is_cancel_word, menu
 from bot.io import Inbound, Outbox, SendText, button_action
@@ -99,6 +99,13 @@ class Actions:
             await turn.out.send(SendText(t("nothing_to_cancel", turn.lang)))
         else:  # another replica holds the chat's job; it cannot be reached from here
             await turn.out.send(SendText(t("cancel_elsewhere", turn.lang)))
+
+    async def stopped(self, turn: Turn, label: str) -> None:
+        """What a /cancel did to a job that had nothing else to say about it."""
+        if label == "job_chat":
+            await self._agent.stopped(turn)
+        else:
+            await safe_send(turn.out, SendText(t("stopped", turn.lang)))
 
     async def _set_lang(self, turn: Turn, arg: str) -> None:
         choice = arg.strip().lower()

@@ -56,7 +56,13 @@ class Exports:
             Progress(ref, t("export_progress", turn.lang, percent=0, elapsed=fmt_elapsed(0)))
         )
         await turn.out.send(ChatAction("upload_video"))
-        job = await api.start_export(sid, project.draft)
+        starting = asyncio.ensure_future(api.start_export(sid, project.draft))
+        try:
+            job = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            if turn.rt.cancel_requested:  # a /cancel as the render starts: stop that render
+                await self._stop_starting(api, turn, ref, starting)
+            raise
         pending = PendingExport(
             render_id=job.id,
             started_at=time.time(),
@@ -163,6 +169,20 @@ class Exports:
             raise
         finally:
             self._metrics.exports_pending.dec()
+
+    async def _stop_starting(
+        self, api: NemoApi, turn: Turn, ref: str, starting: asyncio.Future[Any]
+    ) -> None:
+        """Wait for the render being started, then cancel it, and say so."""
+        try:
+            job = await starting
+        except Exception:  # it did not start: nothing runs on the server
+            log.info("export start failed after a cancel", extra={"chat_id": turn.chat_id})
+        else:
+            await self._cancel_render(api, turn, job.id)
+        await safe_send(turn.out, Progress(ref, t("export_stopped_line", turn.lang), done=True))
+        await safe_send(turn.out, SendText(t("export_cancelled", turn.lang)))
+        turn.rt.cancel_reported = True
 
     async def _remember_video(self, turn: Turn, url: str, key: str | None) -> None:
         if key is not None:

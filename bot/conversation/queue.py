@@ -380,9 +380,7 @@ class ChatQueue:
             if task is not None:
                 task.uncancel()
             if not rt.cancel_reported:
-                # The agent's work goes on on the server (and is charged): say so.
-                said = "stopped_chat" if entry.label == "job_chat" else "stopped"
-                await safe_send(turn.out, SendText(t(said, turn.lang)))
+                await self._actions.stopped(turn, entry.label)
         except Exception as exc:
             await self._errors.reply(turn, exc)
 

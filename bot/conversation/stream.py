@@ -35,6 +35,8 @@ __all__ = ["AgentChat"]
 log = logging.getLogger("bot.conversation")
 
 _CHAT_ACTION_EVERY_S = 4.5
+# A cancelled answer's report waits this long for the project's state, then goes without.
+_STOPPED_STATE_WAIT_S = 5.0
 
 
 class AgentChat:
@@ -133,6 +135,22 @@ class AgentChat:
             await turn.out.send(SendText(t("err_model", lang, code=model_error.code or "?")))
         elif crash is not None:
             await turn.out.send(SendText(t("err_crash", lang)))
+
+    async def stopped(self, turn: Turn) -> None:
+        """After a /cancel cut the answer short: the agent may still finish the edit on the
+        server (and charge it), so say so, with the project as it stands now."""
+        text = t("stopped_chat", turn.lang)
+        try:
+            api = await self._sessions.api(turn)
+            project = await asyncio.wait_for(
+                api.state(session_id(turn)), timeout=_STOPPED_STATE_WAIT_S
+            )
+        except Exception:  # the report goes without the project: /status will tell
+            log.info("project state unread after a cancel", extra={"chat_id": turn.chat_id})
+        else:
+            now = t("project_now", turn.lang, summary=_summary_or_empty(project.draft, turn.lang))
+            text = f"{text}\n\n{now}"
+        await safe_send(turn.out, SendText(text))
 
     async def _finish_reply(
         self,
