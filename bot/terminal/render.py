@@ -15,6 +15,8 @@ from bot.texts import LANGS, TEXTS, t
 
 __all__ = ["buttons_line", "render_markdown", "render_text", "terminal_words", "unechoed"]
 
+_CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
+
 _COMMAND_OF_ACTION = {
     "export": "/export",
     "status": "/status",
@@ -66,7 +68,10 @@ def render_markdown(text: str, width: int) -> str:
 
 
 def render_text(text: str, width: int) -> str:
-    """The bot's own text, wrapped between words (or Chinese characters) to the width."""
+    """The bot's own text, wrapped between words to the width. Chinese is left to the
+    terminal, which wraps it between any two characters, as it should be."""
+    if _CJK.search(text):
+        return text
     return _render(Text(text), width)
 
 
