@@ -27,6 +27,7 @@ from bot.terminal import (
     parse_upload,
     terminal_language,
 )
+from bot.terminal.render import render_text
 from bot.texts import t
 from tests.conversation_fixtures import HarnessFactory, harnesses, png_bytes
 
@@ -274,3 +275,14 @@ async def test_end_of_input_waits_for_a_resumed_export(
     assert (await redis_store.load(h.chat_id)).pending == []
     # Exports of other chats sharing the store are not the terminal's to deliver.
     assert await redis_store.chats_with_pending() == [777]
+
+
+def test_bot_text_wraps_between_words_and_chinese_is_left_to_the_terminal() -> None:
+    english = render_text("Credits are kept between sessions of the chat", 20)
+    assert [line.rstrip() for line in english.splitlines()] == [
+        "Credits are kept",
+        "between sessions of",
+        "the chat",
+    ]
+    chinese = "⏹ 我已停止接收智能体的回答。智能体可能仍会在服务器上完成这次编辑"
+    assert render_text(chinese, 20) == chinese, "no break after the first word"
