@@ -27,6 +27,8 @@ _WORDS = {
         "head": "Timeline ({n} track{s}):",
         "no_segments": "empty",
         "clips": "{n} clips",
+        "clip_n": "clip {n}",
+        "list": ", ",
         "added": "Added {what}.",
         "removed": "Removed {what}.",
         "changed": "Changed {what}.",
@@ -43,6 +45,8 @@ _WORDS = {
         "head": "时间线（{n} 条轨道）：",
         "no_segments": "空",
         "clips": "{n} 个片段",
+        "clip_n": "片段 {n}",
+        "list": "，",
         "added": "已添加{what}。",
         "removed": "已移除{what}。",
         "changed": "已修改{what}。",
@@ -119,6 +123,8 @@ class _TrackView:
     start_ms: float | None
     end_ms: float | None
     volume: int | None
+    # Each clip's own name and span, when a track of several clips names any of them.
+    clips: tuple[tuple[str | None, float | None, float | None], ...] = ()
 
     def describe(self, lang: str) -> str:
         words = _WORDS[lang]
@@ -126,6 +132,10 @@ class _TrackView:
         type_name = names.get(self.kind, _OTHER[lang]) if self.kind is not None else _OTHER[lang]
         if self.segments == 0:
             return f"{type_name}{words['colon']}{words['no_segments']}"
+        if self.clips and self.kind != 7:
+            listed = words["list"].join(_clip(i, clip, lang) for i, clip in enumerate(self.clips))
+            volume = f" ({self.volume}%)" if self.volume is not None else ""
+            return f"{type_name}{words['colon']}{listed}{volume}"
         if self.label and self.kind == 7:
             what = words["quote"].format(t=self.label)
         elif self.label and self.segments == 1:
@@ -148,6 +158,16 @@ class _TrackView:
         return text
 
 
+def _clip(index: int, clip: tuple[str | None, float | None, float | None], lang: str) -> str:
+    """One clip of a track: its name (or its place) and its span."""
+    words = _WORDS[lang]
+    name, start, end = clip
+    text = name or words["clip_n"].format(n=index + 1)
+    if start is not None and end is not None:
+        text += f" ({words['secs'].format(a=_seconds(start), b=_seconds(end))})"
+    return text
+
+
 def _meta_of(node: Mapping[str, Any]) -> Mapping[str, Any]:
     meta = node.get("m")
     return meta if isinstance(meta, Mapping) else {}
@@ -155,14 +175,11 @@ def _meta_of(node: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _label(kind: int | None, segments: list[Mapping[str, Any]], track: Mapping[str, Any]) -> str:
     """The first readable name: the segment's own fields, its metadata, then the track's."""
-    keys = _TEXT_KEYS if kind == 7 else _NAME_KEYS
-    plain = tuple(k for k in keys if k not in ("src", "url"))
-    meta_keys = ("text", "title", "name") if kind == 7 else ("title", "name", "text", "prompt")
     for seg in segments:
-        found = _first_text(seg, plain) or _first_text(_meta_of(seg), meta_keys)
+        found = _clip_name(kind, seg)
         if found:
             return found
-    found = _first_text(track, plain) or _first_text(_meta_of(track), meta_keys)
+    found = _clip_name(kind, track)
     if found:
         return found
     for seg in segments:
@@ -189,7 +206,9 @@ def _view(track: Mapping[str, Any]) -> _TrackView:
     start: float | None = None
     end: float | None = None
     cursor = 0.0
+    spans: list[tuple[float | None, float | None]] = []
     for seg in segments:
+        spans.append((None, None))
         duration = _num(seg.get("d"))
         seg_start = next(
             (v for v in (_num(seg.get(k)) for k in _START_KEYS) if v is not None), None
@@ -198,12 +217,24 @@ def _view(track: Mapping[str, Any]) -> _TrackView:
             seg_start = cursor
         if duration is not None and duration >= 0:
             seg_end = seg_start + duration
+            spans[-1] = (seg_start, seg_end)
             start = seg_start if start is None else min(start, seg_start)
             end = seg_end if end is None else max(end, seg_end)
             cursor = seg_end
     volume = _volume([*segments, track]) if kind == 1 else _volume(segments)
     label = _label(kind, segments, track) or None
-    return _TrackView(kind, label, len(segments), start, end, volume)
+    names = [_clip_name(kind, seg) for seg in segments]
+    clips: tuple[tuple[str | None, float | None, float | None], ...] = ()
+    if len(segments) > 1 and any(names):
+        clips = tuple((name, a, b) for name, (a, b) in zip(names, spans, strict=True))
+    return _TrackView(kind, label, len(segments), start, end, volume, clips)
+
+
+def _clip_name(kind: int | None, node: Mapping[str, Any]) -> str | None:
+    """A clip's (or track's) own name: its fields, then its metadata; not a file name."""
+    keys = tuple(k for k in (_TEXT_KEYS if kind == 7 else _NAME_KEYS) if k not in ("src", "url"))
+    meta_keys = ("text", "title", "name") if kind == 7 else ("title", "name", "text", "prompt")
+    return _first_text(node, keys) or _first_text(_meta_of(node), meta_keys)
 
 
 def summarize_draft(draft: Mapping[str, Any] | None, lang: str = "en") -> str:

@@ -2,9 +2,9 @@
 
 The simulator runs in a separate process on 127.0.0.1. Each measure is taken twice in the
 same run: through `Conversation.handle` (router, store, lock, queue, outbox) and as the
-bare `NemoApi` call(s) it wraps, so the difference is our overhead. Stores: memory and a
-real Redis (local, or a throwaway server). Also measured: many chats at once, and one chat
-flooded with messages (every one answered, run in order).
+bare `NemoApi` call(s) it wraps, so the difference is our overhead. Stores: the embedded
+server on a unix socket, and a real Redis (local, or a throwaway server). Also measured:
+many chats at once, and one chat flooded with messages (every one answered, run in order).
 
 Run: python benchmarks/bench_conversation.py  (writes the `## conversation` section)
 """
@@ -17,6 +17,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -32,7 +33,8 @@ from bot.app import build_app  # noqa: E402
 from bot.conversation import MAX_QUEUED  # noqa: E402
 from bot.io import Inbound, Outbound, SendText, Stream  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from bot.store import ChatStore, MemoryChatStore, RedisChatStore  # noqa: E402
+from bot.store import ChatStore, RedisChatStore  # noqa: E402
+from bot.store.embedded import EmbeddedRedis  # noqa: E402
 from tests.redis_server import RedisProcess, answers  # noqa: E402
 
 ROUNDS = 300
@@ -149,12 +151,17 @@ async def run_all(base_url: str) -> list[dict[str, Any]]:
     # As the bot builds it (bot/app.py): callers wait for a connection rather than fail.
     redis = Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=64))
     namespace = f"nemobot-bench:{uuid.uuid4().hex[:8]}"
+    # The store without REDIS_URL: the server nemobot starts on a unix socket.
+    embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="nemobot-bench-")))
+    local = Redis(connection_pool=BlockingConnectionPool.from_url(embedded.start()))
     try:
         return [
-            await measure(base_url, MemoryChatStore(), "memory"),
+            await measure(base_url, RedisChatStore(local, namespace), "embedded"),
             await measure(base_url, RedisChatStore(redis, namespace), "redis"),
         ]
     finally:
+        await local.aclose()
+        embedded.stop()
         keys = [k async for k in redis.scan_iter(match=f"{namespace}:*")]
         if keys:
             await redis.delete(*keys)

@@ -1,8 +1,9 @@
 """The composition root: the one place that builds clients and wires objects together.
 
-settings → httpx client → NemoClient → chat store → Conversation. Everything else
-receives what it needs from here, so tests and front ends can build the same graph
-with their own pieces.
+settings → httpx client → NemoClient → chat store → Conversation. Without REDIS_URL the
+store is a server nemobot starts in its data directory, so every front end runs on Redis.
+Everything else receives what it needs from here, so tests and front ends can build the
+same graph with their own pieces.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from backend import ClientConfig, NemoClient, build_client
 from bot.conversation import Conversation
 from bot.ops.metrics import Metrics, endpoint_label
-from bot.settings import Settings
-from bot.store import ChatStore, MemoryChatStore, RedisChatStore
+from bot.settings import SecretUrl, Settings
+from bot.store import ChatStore, RedisChatStore
+from bot.store.embedded import EmbeddedRedis
 
 __all__ = ["App", "LoggedTransport", "build_app", "build_store", "client_config"]
 
@@ -78,21 +80,20 @@ def client_config(settings: Settings, platform: str) -> ClientConfig:
 
 
 def build_store(settings: Settings) -> ChatStore:
-    """Redis when REDIS_URL is set; otherwise memory, which forgets everything on exit."""
+    """The chat store on REDIS_URL (`build_app` fills it in with the embedded server)."""
+    if settings.redis_url is None:
+        raise ValueError("build_store needs REDIS_URL; build_app starts the embedded server")
+    # A blocking pool makes a burst wait for a free connection instead of failing.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url.get_secret_value(),
+        max_connections=settings.redis_max_connections,
+        timeout=10,
+        socket_connect_timeout=5,
+        socket_timeout=10,
+        health_check_interval=30,
+    )
     idle_s = settings.idle_chat_ttl_days * 86400
-    if settings.redis_url is not None:
-        # A blocking pool makes a burst wait for a free connection instead of failing.
-        pool = BlockingConnectionPool.from_url(
-            settings.redis_url.get_secret_value(),
-            max_connections=settings.redis_max_connections,
-            timeout=10,
-            socket_connect_timeout=5,
-            socket_timeout=10,
-            health_check_interval=30,
-        )
-        return RedisChatStore(Redis(connection_pool=pool), settings.redis_namespace, idle_s)
-    log.warning("no REDIS_URL: chat state is kept in memory and is not persistent")
-    return MemoryChatStore(idle_s)
+    return RedisChatStore(Redis(connection_pool=pool), settings.redis_namespace, idle_s)
 
 
 @dataclass
@@ -105,12 +106,16 @@ class App:
     store: ChatStore
     conversation: Conversation
     metrics: Metrics = field(default_factory=Metrics)
+    embedded: EmbeddedRedis | None = None
 
     async def aclose(self) -> None:
-        """Stop jobs (pending exports stay stored for the next start), then close clients."""
+        """Stop jobs (pending exports stay stored for the next start), then close clients
+        and the embedded store's server, which writes its file on the way out."""
         await self.conversation.aclose()
         await self.client.aclose()  # and its HTTP pool, which it owns
         await self.store.aclose()
+        if self.embedded is not None:
+            self.embedded.stop()
 
 
 def build_app(
@@ -120,8 +125,14 @@ def build_app(
     store: ChatStore | None = None,
     metrics: Metrics | None = None,
 ) -> App:
-    """Wire the whole graph from the settings; pass `store` to use one built elsewhere."""
+    """Wire the whole graph from the settings; pass `store` to use one built elsewhere.
+    Without a store or REDIS_URL, the embedded server is started in DATA_DIR (it raises
+    `EmbeddedRedisError` when it cannot run)."""
     metrics = metrics or Metrics()
+    embedded = None
+    if store is None and settings.redis_url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        settings = settings.model_copy(update={"redis_url": SecretUrl(embedded.start())})
     config = client_config(settings, platform)
     # Each open agent stream holds a connection: size the pool for the streams expected at once.
     client = build_client(
@@ -141,4 +152,5 @@ def build_app(
         store=chat_store,
         conversation=conversation,
         metrics=metrics,
+        embedded=embedded,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
 
     # State
     redis_url: SecretUrl | None = None
+    data_dir: Path = Field(default_factory=lambda: default_data_dir())
     redis_namespace: str = "nemobot"
     idle_chat_ttl_days: float = Field(default=30, gt=0)
     lock_ttl_s: float = Field(default=60, gt=0)
@@ -102,6 +104,12 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value
 
+    @field_validator("data_dir", "download_dir")
+    @classmethod
+    def _home(cls, value: Path) -> Path:
+        """`~/…` as people write it in `.env`."""
+        return value.expanduser()
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: SecretUrl | None) -> SecretUrl | None:
@@ -128,6 +136,13 @@ class Settings(BaseSettings):
             video_bytes=int(self.max_video_mb * MIB),
             audio_bytes=int(self.max_audio_mb * MIB),
         )
+
+
+def default_data_dir() -> Path:
+    """Where state is kept without REDIS_URL: `$XDG_DATA_HOME/nemobot`, or
+    `~/.local/share/nemobot`."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "nemobot"
 
 
 class SettingsError(Exception):

@@ -1,27 +1,36 @@
 """Every sentence the bot says, English and Chinese side by side.
 
 Kept as data in one place so a translator can read and fix it without reading the
-conversation logic. Placeholders use `str.format` names; `t()` fills them.
+conversation logic. Placeholders use `str.format` names; `t()` fills them. Traditional
+Chinese (`zh-hant`) is made from the Simplified texts by OpenCC's Taiwan phrasing
+conversion (s2twp), with Taiwan's 「」 quotes and the few overrides below.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Final
+
+import opencc
 
 from backend import MIB
 
 __all__ = [
     "LANGS",
     "TEXTS",
+    "base_lang",
     "fmt_duration",
     "fmt_elapsed",
     "fmt_size",
+    "localize",
     "normalize_lang",
     "progress_bar",
+    "script_lang",
     "t",
 ]
 
-LANGS: Final = ("en", "zh")
+LANGS: Final = ("en", "zh", "zh-hant")
 
 # key: (English, Chinese)
 TEXTS: Final[dict[str, tuple[str, str]]] = {
@@ -50,14 +59,14 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "/credits – your credits\n"
         "/new – start a new project\n"
         "/cancel – stop what I am doing\n"
-        "/lang en|zh|auto – reply language",
+        "/lang en|zh|zh-hant|auto – reply language",
         "发给我照片、视频或音频，再告诉我你想要什么样的视频。\n"
         "/export – 渲染视频并发到这里\n"
         "/status – 查看时间线上的内容\n"
         "/credits – 查看积分\n"
         "/new – 新建项目\n"
         "/cancel – 停止当前任务\n"
-        "/lang en|zh|auto – 回复语言",
+        "/lang en|zh|zh-hant|auto – 回复语言",
     ),
     "new_project": (
         "🆕 New project started. Send a photo or video, or describe the video you want.",
@@ -69,8 +78,8 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "我会用你使用的语言回复。",
     ),
     "lang_usage": (
-        "Usage: /lang en, /lang zh or /lang auto.",
-        "用法：/lang en、/lang zh 或 /lang auto。",
+        "Usage: /lang en, /lang zh, /lang zh-hant or /lang auto.",
+        "用法：/lang en、/lang zh、/lang zh-hant 或 /lang auto。",
     ),
     # --- one job at a time --------------------------------------------------------------
     "busy": (
@@ -89,6 +98,13 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "job_resume": ("an export from before", "之前的导出"),
     "job_other": ("your previous request", "你之前的请求"),
     "stopped": ("⏹ Stopped.", "⏹ 已停止。"),
+    "stopped_chat": (
+        "⏹ I stopped following the agent's answer. The agent may still finish this edit on "
+        "the server, and it is charged if it does: /status shows where the project stands.",
+        "⏹ 我已停止接收智能体的回答。智能体可能仍会在服务器上完成这次编辑，完成的话会照常扣除积分："
+        "发送 /status 查看项目现状。",
+    ),
+    "project_now": ("📋 The project right now: {summary}", "📋 项目现在是这样：{summary}"),
     "interrupted": (
         "⚠️ I was restarted while working on {job}, so it may not have finished. "
         "/status shows where the project stands; send it again if needed.",
@@ -143,6 +159,12 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "export_stopped_line": ("⏹ Render stopped", "⏹ 渲染已停止"),
     "export_timeout_line": ("⌛ Render took too long", "⌛ 渲染超时"),
     "export_caption": ("Here's your video 🎉", "你的视频做好了 🎉"),
+    "export_unchanged": (
+        "Nothing changed since your last export, so here is that video again (no credits "
+        "spent). /export once more renders it anew.",
+        "自上次导出以来项目没有变化，这是上次做好的视频（没有花费积分）。"
+        "再发一次 /export 会重新渲染。",
+    ),
     "export_deadline": (
         "⌛ The render took longer than {minutes} min, so I stopped it on the server. "
         "Please try /export again later.",
@@ -307,8 +329,31 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     # --- the terminal chat --------------------------------------------------------------
     "term_banner": (
         "nemobot chat: type a message and press Enter. /upload PATH… attaches files, "
-        "/help lists commands, Ctrl-D quits.",
-        "nemobot 终端聊天：输入消息后回车。/upload 路径… 上传文件，/help 查看命令，Ctrl-D 退出。",
+        "/help lists commands, Ctrl-C stops an answer, /quit or Ctrl-D leaves.",
+        "nemobot 终端聊天：输入消息后回车。/upload 路径… 上传文件，/help 查看命令，"
+        "Ctrl-C 停止回答，/quit 或 Ctrl-D 退出。",
+    ),
+    "term_again_to_quit": (
+        "(Ctrl-C again, /quit or Ctrl-D leaves.)",
+        "（再按一次 Ctrl-C、输入 /quit 或按 Ctrl-D 退出。）",
+    ),
+    "term_goodbye": (
+        "👋 Bye. Your project is kept; start nemobot again to go on.",
+        "👋 再见。你的项目已保存，再次启动 nemobot 即可继续。",
+    ),
+    "term_goodbye_offline": ("👋 Bye.", "👋 再见。"),
+    "term_goodbye_export": (
+        "👋 Bye. Your export goes on rendering; start nemobot again to get the video.",
+        "👋 再见。导出仍在渲染；再次启动 nemobot 即可拿到视频。",
+    ),
+    "term_gui_export": (
+        "👉 Type /export when you're ready and I'll render it here.",
+        "👉 准备好了就输入 /export，我会在这里渲染。",
+    ),
+    "term_offline_video": (
+        "ℹ️ Offline: the built-in simulator's video is always a 1-second placeholder, "
+        "whatever the timeline says.",
+        "ℹ️ 离线模式：内置模拟器的视频总是一段 1 秒的占位视频，与时间线内容无关。",
     ),
     "term_offline": (
         "Offline mode: using the built-in simulator at {url}.",
@@ -370,15 +415,67 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
+# Where the converted Simplified text is not what a Traditional reader expects (the
+# conversion was read through once, text by text).
+_HANT_OVERRIDES: Final = {"lang_set": "語言已設為繁體中文。"}
+_HANT_FIXES: Final = (
+    ("併發到", "並發到"),
+    ("型別", "類型"),
+    ("賬戶", "帳戶"),
+    ("訪問令牌", "存取權杖"),
+    ("訪問", "存取"),
+)
+
+_S2TWP = opencc.OpenCC("s2twp")
+_T2S = opencc.OpenCC("t2s")
+_S2T = opencc.OpenCC("s2t")
+_TAIWAN_QUOTES = str.maketrans({"“": "「", "”": "」", "‘": "『", "’": "』"})
+_TRADITIONAL_CODES = re.compile(r"hant|tw|hk|mo", re.IGNORECASE)
+
+
 def normalize_lang(lang: str | None) -> str:
-    """`zh*` is Chinese, anything else English: the two languages the bot speaks."""
-    return "zh" if lang and lang.lower().startswith("zh") else "en"
+    """`zh-Hant`, `zh-TW`, `zh-HK` are Traditional Chinese, other `zh*` Simplified, anything
+    else English: the languages the bot speaks."""
+    if not lang or not lang.lower().startswith("zh"):
+        return "en"
+    return "zh-hant" if _TRADITIONAL_CODES.search(lang) else "zh"
+
+
+def base_lang(lang: str | None) -> str:
+    """`en` or `zh`: the language of texts made elsewhere, before `localize`."""
+    return "en" if normalize_lang(lang) == "en" else "zh"
+
+
+def script_lang(text: str) -> str:
+    """`zh-hant` when a Chinese text is written mostly in Traditional characters, else `zh`."""
+    traditional = sum(a != b for a, b in zip(text, _T2S.convert(text), strict=False))
+    simplified = sum(a != b for a, b in zip(text, _S2T.convert(text), strict=False))
+    return "zh-hant" if traditional > simplified else "zh"
+
+
+@functools.cache
+def _hant(simplified: str) -> str:
+    text: str = _S2TWP.convert(simplified).translate(_TAIWAN_QUOTES)
+    for wrong, right in _HANT_FIXES:
+        text = text.replace(wrong, right)
+    return text
+
+
+def localize(text: str, lang: str | None) -> str:
+    """Chinese text made elsewhere (timeline summaries) in the reader's script."""
+    return _hant(text) if normalize_lang(lang) == "zh-hant" else text
 
 
 def t(key: str, lang: str | None, /, **values: object) -> str:
     """The text for `key` in `lang`, with its placeholders filled."""
     en, zh = TEXTS[key]
-    template = zh if normalize_lang(lang) == "zh" else en
+    code = normalize_lang(lang)
+    if code == "en":
+        template = en
+    elif code == "zh":
+        template = zh
+    else:
+        template = _HANT_OVERRIDES.get(key) or _hant(zh)
     return template.format(**values) if values else template
 
 

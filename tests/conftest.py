@@ -5,12 +5,26 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-from bot.store import MemoryChatStore, RedisChatStore
+from bot.store import RedisChatStore
 from tests.redis_server import RedisProcess, answers
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Processes the tests start keep their data in a throwaway folder, never the user's."""
+    home = tmp_path_factory.mktemp("xdg-data")
+    before = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(home)
+    yield home
+    if before is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = before
 
 
 @pytest.fixture(scope="session")
@@ -53,10 +67,7 @@ def redis_store(redis_client: Redis, namespace: str) -> RedisChatStore:
     return RedisChatStore(redis_client, namespace)
 
 
-@pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest) -> MemoryChatStore | RedisChatStore:
-    """The same contract, run against both stores."""
-    if request.param == "memory":
-        return MemoryChatStore()
-    result: RedisChatStore = request.getfixturevalue("redis_store")
-    return result
+@pytest.fixture
+def store(redis_store: RedisChatStore) -> RedisChatStore:
+    """The store contract, run against Redis as every front end uses it."""
+    return redis_store

@@ -302,7 +302,9 @@ def test_describe_changes() -> None:
         'Removed BGM: Lo-fi (0-10s, 35%). Removed Title: "Urban Dreams" (0-3s).'
     )
     longer = {"t": [{"tt": 0, "sg": [{"d": 10000, "n": "city timelapse"}, {"d": 5000}]}]}
-    assert describe_changes(before, longer) == "Changed Video: city timelapse (+1) (0-15s)."
+    assert describe_changes(before, longer) == (
+        "Changed Video: city timelapse (0-10s), clip 2 (10-15s)."
+    )
     assert describe_changes(before, {**before, "x": 1}) == "The project was updated."
     zh = describe_changes(before, EXAMPLE, "zh")
     assert zh is not None and zh.startswith("已添加背景音乐：Lo-fi")
@@ -378,3 +380,17 @@ def test_backend_imports_nothing_from_the_application() -> None:
 )
 def test_file_kind_from_name_then_mime(name: str, mime: str | None, kind: FileKind | None) -> None:
     assert file_kind(name, mime) == kind
+
+
+def test_a_track_of_several_clips_names_each() -> None:
+    draft = {
+        "t": [
+            {"tt": 0, "sg": [{"d": 4000, "m": {"title": "pier"}}, {"d": 2000}]},
+            {"tt": 1, "sg": [{"d": 1000, "n": "rain"}, {"d": 1000, "n": "birds"}], "v": 0.5},
+        ]
+    }
+    assert summarize_draft(draft) == (
+        "Timeline (2 tracks): 1. Video: pier (0-4s), clip 2 (4-6s) "
+        "2. BGM: rain (0-1s), birds (1-2s) (50%)"
+    )
+    assert "视频：pier (0-4秒)，片段 2 (4-6秒)" in summarize_draft(draft, "zh")

@@ -145,7 +145,9 @@ async def test_language_follows_messages_and_lang_overrides(make_harness: Harnes
     assert (await h.say("/lang en", lang="zh")) == ["Language set to English."]
     assert (await h.say("/credits", lang="zh-cn"))[0].startswith("💳 Credits")
     assert (await h.say("/lang auto"))[0] == "I'll reply in the language you write in."
-    assert (await h.say("/lang klingon")) == ["Usage: /lang en, /lang zh or /lang auto."]
+    assert (await h.say("/lang klingon")) == [
+        "Usage: /lang en, /lang zh, /lang zh-hant or /lang auto."
+    ]
 
 
 async def test_no_text_turn_reports_the_draft_diff(make_harness: HarnessFactory) -> None:

@@ -4,10 +4,10 @@ sharing one chat through the store's lock."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import string
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +16,7 @@ from bot.app import build_app, build_store, client_config
 from bot.conversation.text import asks_for_export, command_of, pick_lang, tool_hint
 from bot.io import Inbound, Stream, button_action
 from bot.settings import load_settings
-from bot.store import MemoryChatStore, RedisChatStore
+from bot.store import RedisChatStore
 from bot.texts import TEXTS, fmt_size, t
 from tests.conversation_fixtures import HarnessFactory, harnesses
 
@@ -41,9 +41,9 @@ def test_every_text_exists_in_both_languages_with_the_same_placeholders() -> Non
 
 
 def test_t_fills_and_falls_back_to_english() -> None:
-    assert (
-        t("credits", "zh-TW", available=1, frozen=2, total=3) == "💳 积分：可用 1 · 冻结 2 · 总计 3"
-    )
+    amounts = {"available": 1, "frozen": 2, "total": 3}
+    assert t("credits", "zh-CN", **amounts) == "💳 积分：可用 1 · 冻结 2 · 总计 3"
+    assert t("credits", "zh-TW", **amounts) == "💳 積分：可用 1 · 凍結 2 · 總計 3"
     assert t("credits", None, available=1, frozen=2, total=3).startswith("💳 Credits: 1")
     assert t("credits", "fr", available=1, frozen=2, total=3).startswith("💳 Credits: 1")
 
@@ -106,25 +106,25 @@ def test_client_config_from_settings() -> None:
     assert client_config(load_settings(skill_platform="web"), "telegram").platform == "web"
 
 
-async def test_store_choice(redis_url: str, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="bot.app")
-    memory = build_store(load_settings(redis_url=None))
-    assert isinstance(memory, MemoryChatStore)
-    warnings = [r.getMessage() for r in caplog.records if r.name == "bot.app"]
-    assert warnings == ["no REDIS_URL: chat state is kept in memory and is not persistent"]
+async def test_store_choice(redis_url: str) -> None:
     redis = build_store(load_settings(redis_url=redis_url))
     assert isinstance(redis, RedisChatStore) and await redis.ping()
     await redis.aclose()
+    with pytest.raises(ValueError, match="REDIS_URL"):
+        build_store(load_settings(redis_url=None))
 
 
-async def test_app_builds_one_graph() -> None:
-    app = build_app(load_settings(redis_url=None, nemo_token=None), "telegram")
+async def test_app_without_redis_url_runs_on_the_embedded_server(tmp_path: Path) -> None:
+    settings = load_settings(redis_url=None, nemo_token=None, data_dir=tmp_path / "data")
+    app = build_app(settings, "telegram")
     try:
         assert app.client.http is app.http
         assert app.client.config.platform == "telegram"
-        assert isinstance(app.store, MemoryChatStore)
+        assert isinstance(app.store, RedisChatStore) and await app.store.ping()
+        assert (tmp_path / "data" / "redis.sock").is_socket()
     finally:
         await app.aclose()
+    assert not (tmp_path / "data" / "redis.sock").exists(), "the server stopped with the app"
 
 
 async def test_two_replicas_take_turns_on_one_chat(make_harness: HarnessFactory) -> None:

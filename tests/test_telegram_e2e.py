@@ -198,7 +198,7 @@ async def test_cancel_during_a_stream(make_bot: HarnessFactory) -> None:
     asked = time.monotonic()
     api.send_command(ann, "cancel")
     await api.wait_for(lambda: "(stopped)" in reply.text, 10, "the stopped answer")
-    stopped = await bot.text_with(ann.id, "Stopped")
+    stopped = await bot.text_with(ann.id, "I stopped following the agent's answer")
     assert stopped.created_at - asked < 3
     versions = len(reply.history)
     await asyncio.sleep(1.5)

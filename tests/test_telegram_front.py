@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
 
 import pytest
@@ -167,6 +168,7 @@ async def _run_process(api: FakeBotApi, sim_url: str, *extra: str) -> asyncio.su
         "TELEGRAM_FILE_BASE": api.base_file_url,
         "NEMO_API_BASE": sim_url,
         "REDIS_URL": "",
+        "DATA_DIR": tempfile.mkdtemp(prefix="nemobot-run-"),
         "LOG_LEVEL": "WARNING",
         "WEBHOOK_LISTEN": "127.0.0.1",
     }

@@ -20,7 +20,15 @@ from backend import Credentials
 from backend.sim import sample_mp4
 from bot.io import Button, Progress, SendText, SendVideo, Stream
 from bot.store import PendingExport, RedisChatStore
-from bot.terminal import TerminalChat, TerminalOutbox, parse_upload, terminal_language
+from bot.terminal import (
+    TerminalChat,
+    TerminalOutbox,
+    WriterScreen,
+    parse_upload,
+    terminal_language,
+)
+from bot.terminal.render import render_text
+from bot.texts import t
 from tests.conversation_fixtures import HarnessFactory, harnesses, png_bytes
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,6 +49,7 @@ def run_chat(
         if not k.startswith(("NEMO_", "REDIS_", "TELEGRAM_", "LC_", "LANG"))
     }
     base |= {"PYTHONPATH": str(REPO), "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
+    base |= {"XDG_DATA_HOME": str(cwd / "data")}
     base |= env or {}
     return subprocess.run(
         [sys.executable, "-m", "bot", "chat", *args],
@@ -173,40 +182,62 @@ def test_terminal_language() -> None:
     assert terminal_language({}) is None
 
 
-async def test_interactive_rendering_streams_in_place(tmp_path: Path) -> None:
+async def test_interactive_rendering_keeps_what_changes_live(tmp_path: Path) -> None:
+    """Progress and a streaming answer stay live (drawn above the prompt, redrawn in place);
+    only finished messages are printed, the agent's Markdown rendered."""
+    shown: list[str] = []
+    async with httpx.AsyncClient() as http:
+        screen = WriterScreen(shown.append, interactive=True, width=60)
+        box = TerminalOutbox(screen=screen, http=http, download_dir=tmp_path)
+        await box.send(Progress("work-1", "🎬 Generating video…"))
+        await box.send(Stream("reply-1", "## Plan\n**Step"))
+        assert box.status_lines() == ["🎬 Generating video…"]
+        assert box.answer_so_far() == "## Plan\n**Step" and box.answering
+        assert shown == [], "nothing is printed while it changes"
+        reply = "## Plan\n**Step 1:** film the pier\nthen `/export`"
+        await box.send(Stream("reply-1", reply, final=True, buttons=(Button("E", "a:export"),)))
+        await box.send(Progress("work-1", "✓ Done", done=True))
+        await box.send(SendText("💳 Credits: 1 available · 0 reserved · 1 total"))
+    assert box.status_lines() == [] and box.answer_so_far() == "" and not box.answering
+    assert len(shown) == 2, shown
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", shown[0])
+    assert "##" not in plain and "**" not in plain and "`" not in plain
+    assert "Plan" in plain and "Step 1: film the pier" in plain
+    assert plain.index("film the pier") < plain.index("then /export"), "line breaks kept"
+    assert "\x1b[1m" in shown[0], "bold is bold"
+    assert "→ /export" not in shown[0], "no button line for a command the text names"
+    assert shown[1] == "💳 Credits: 1 available · 0 reserved · 1 total\n\n"
+
+
+async def test_terminal_words_and_no_doubled_lines(tmp_path: Path) -> None:
     buffer = io.StringIO()
     async with httpx.AsyncClient() as http:
-        box = TerminalOutbox(out=buffer, http=http, download_dir=tmp_path, interactive=True)
-        await box.send(Progress("p", "🎬 Generating video…"))
-        await box.send(Stream("s", "Hel"))
-        await box.send(Progress("p", "⏳ Still working… (2:00)"))  # not drawn over the reply
-        await box.send(Stream("s", "Hello wor"))
-        await box.send(Stream("s", "Hello world.", final=True, buttons=(Button("E", "a:export"),)))
-        await box.send(Progress("p", "✓ Done", done=True))
-        await box.send(SendText("💳 Credits: 1 available · 0 reserved · 1 total"))
-    text = buffer.getvalue()
-    assert "\r\x1b[K🎬 Generating video…" in text
-    assert "Hello world.\nE → /export\n" in text
-    assert text.count("Hel") == 1, "each piece of the reply is written once"
-    # The notice that came mid-reply waits until the reply's line is finished.
-    assert text.index("⏳ Still working") > text.index("Hello world.\n")
-    assert "✓ Done" not in text
-    assert text.endswith("💳 Credits: 1 available · 0 reserved · 1 total\n\n")
+        box = TerminalOutbox(screen=WriterScreen(buffer.write), http=http, download_dir=tmp_path)
+        export = (Button(t("btn_export", "en"), "a:export"),)
+        await box.send(Stream("r", f"Done.\n\n{t('gui_export', 'en')}", final=True, buttons=export))
+        await box.send(SendText(f"📋 x\n\n{t('status_hint', 'en')}", buttons=export))
+        await box.send(Progress("export-1", "🎬 Rendering… 0% (0:00)"))
+        await box.send(Progress("export-1", t("export_failed_line", "en"), done=True))
+        await box.send(SendText(t("render_failed", "en", detail="")))
+    out = buffer.getvalue()
+    assert "Tap" not in out and "👉 Type /export when you're ready" in out
+    assert "→ /export" not in out, "the command is in the text already"
+    assert "❌ Render failed" not in out and out.count("❌") == 1
 
 
 async def test_plain_rendering_prints_finished_messages_only(tmp_path: Path) -> None:
     buffer = io.StringIO()
     async with httpx.AsyncClient() as http:
-        box = TerminalOutbox(out=buffer, http=http, download_dir=tmp_path)
+        box = TerminalOutbox(screen=WriterScreen(buffer.write), http=http, download_dir=tmp_path)
         await box.send(Stream("s", "Hel"))
-        await box.send(Stream("s", "Hello.", final=True))
+        await box.send(Stream("s", "## Hello.", final=True))
         await box.send(Progress("r", "🎬 Rendering… 0% (0:00)"))
         await box.send(Progress("r", "🎬 Rendering… 50% (0:01)"))
         await box.send(Progress("r", "✅ Rendered in 0:02.", done=True))
         await box.send(SendText("link", buttons=(Button("Register", url="https://x.test/r"),)))
         await box.send(SendVideo(path="/tmp/v.mp4", caption="Here's your video 🎉"))
     assert buffer.getvalue() == (
-        "Hello.\n\n🎬 Rendering… 0% (0:00)\n\n✅ Rendered in 0:02.\n\n"
+        "## Hello.\n\n🎬 Rendering… 0% (0:00)\n\n✅ Rendered in 0:02.\n\n"
         "link\nRegister: https://x.test/r\n\nHere's your video 🎉\n\n"
         "🎬 Video saved: /tmp/v.mp4\n\n"
     )
@@ -233,7 +264,8 @@ async def test_end_of_input_waits_for_a_resumed_export(
 
     fresh = await make_harness(sim=h.sim)
     buffer = io.StringIO()
-    box = TerminalOutbox(out=buffer, http=fresh.app.http, download_dir=tmp_path / "dl")
+    screen = WriterScreen(buffer.write)
+    box = TerminalOutbox(screen=screen, http=fresh.app.http, download_dir=tmp_path / "dl")
     chat = TerminalChat(
         fresh.conv, box, stdin=io.StringIO(""), interactive=False, chat_id=h.chat_id
     )
@@ -243,3 +275,14 @@ async def test_end_of_input_waits_for_a_resumed_export(
     assert (await redis_store.load(h.chat_id)).pending == []
     # Exports of other chats sharing the store are not the terminal's to deliver.
     assert await redis_store.chats_with_pending() == [777]
+
+
+def test_bot_text_wraps_between_words_and_chinese_is_left_to_the_terminal() -> None:
+    english = render_text("Credits are kept between sessions of the chat", 20)
+    assert [line.rstrip() for line in english.splitlines()] == [
+        "Credits are kept",
+        "between sessions of",
+        "the chat",
+    ]
+    chinese = "⏹ 我已停止接收智能体的回答。智能体可能仍会在服务器上完成这次编辑"
+    assert render_text(chinese, 20) == chinese, "no break after the first word"

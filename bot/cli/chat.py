@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import logging
 import sys
+import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 
 from bot.app import build_app
 from bot.ops.logs import configure
 from bot.settings import Settings, load_settings
-from bot.store import MemoryChatStore
-from bot.terminal import TerminalChat, TerminalOutbox, is_tty, terminal_language
+from bot.store.embedded import EmbeddedRedisError
+from bot.terminal import (
+    PromptScreen,
+    Screen,
+    TerminalChat,
+    TerminalOutbox,
+    WriterScreen,
+    is_tty,
+    terminal_language,
+)
 from bot.texts import normalize_lang, t
 
 log = logging.getLogger(__name__)
@@ -23,6 +33,11 @@ log = logging.getLogger(__name__)
 # Offline exports should arrive within seconds, not at the production polling pace.
 OFFLINE_POLL_S = 0.3
 OFFLINE_RENDER_S = 2.0
+LOG_FILE = "nemobot.log"
+
+
+class Fatal(Exception):
+    """The chat cannot start; the message is one line for the user."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,33 +52,73 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0,
         help="the chat this terminal is, in the store (default 0, which no Telegram chat uses)",
     )
-    p.add_argument("--lang", help="your language, e.g. en or zh (default: from the locale)")
+    p.add_argument("--lang", help="your language: en, zh or zh-hant (default: from the locale)")
     p.add_argument("--download-dir", type=Path, help="where exported videos are saved")
     p.add_argument(
         "--plain",
         action="store_true",
         help="line-by-line plain text even in a terminal (the default when input is a pipe)",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="log at the configured level")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log to standard error at LOG_LEVEL (default: warnings to DATA_DIR/nemobot.log)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
     settings = load_settings()
+    if args.download_dir is not None:
+        settings = settings.model_copy(update={"download_dir": args.download_dir})
     secrets = settings.secret_values()
-    level = settings.log_level if args.verbose else "WARNING"
-    configure(level=level, json_lines=settings.log_json, secrets=secrets)
-    return asyncio.run(run_chat(args, settings))
+    if args.verbose:
+        configure(level=settings.log_level, json_lines=settings.log_json, secrets=secrets)
+    else:
+        configure("WARNING", settings.log_json, secrets, stream=_log_file(settings.data_dir))
+    try:
+        check_download_dir(settings.download_dir)
+        return asyncio.run(run_chat(args, settings))
+    except Fatal as exc:
+        print(f"nemobot chat: {exc}", file=sys.stderr)
+        return 1
+
+
+def _log_file(data_dir: Path) -> TextIO:
+    """Where the chat's warnings go, out of the conversation's way."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return (data_dir / LOG_FILE).open("a", encoding="utf-8", buffering=1)
+    except OSError:
+        return sys.stderr
+
+
+def check_download_dir(folder: Path) -> None:
+    """Exported videos must be writable there: found now, not after a render."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise Fatal(
+            f"cannot save videos in {folder} ({exc.strerror}); "
+            "choose another folder with --download-dir or DOWNLOAD_DIR"
+        ) from None
+
+
+def utf8_lines(stream: TextIO) -> TextIO:
+    """Standard input read as UTF-8, bytes that are not replaced by �, never a crash."""
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:
+        return stream
+    return io.TextIOWrapper(buffer, encoding="utf-8", errors="replace")
 
 
 async def run_chat(args: argparse.Namespace, settings: Settings) -> int:
     interactive = is_tty(sys.stdin) and is_tty(sys.stdout) and not args.plain
     language = args.lang or terminal_language()
     lang = normalize_lang(language)
-    overrides: dict[str, Any] = {}
-    if args.download_dir is not None:
-        overrides["download_dir"] = args.download_dir
     sim: Any = None
-    store = None
     if args.offline:
         from backend.sim import SimConfig, Simulator
 
@@ -71,42 +126,59 @@ async def run_chat(args: argparse.Namespace, settings: Settings) -> int:
         logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
         sim = Simulator(SimConfig(render_seconds=OFFLINE_RENDER_S))
         url = await sim.start()
-        overrides |= {
-            "nemo_api_base": url,
-            "nemo_token": None,
-            "export_poll_interval_s": OFFLINE_POLL_S,
-        }
-        store = MemoryChatStore()
+        settings = settings.model_copy(
+            update={
+                "nemo_api_base": url,
+                "nemo_token": None,
+                "export_poll_interval_s": OFFLINE_POLL_S,
+                "redis_namespace": f"{settings.redis_namespace}:offline",
+            }
+        )
         print(t("term_offline", lang, url=url), file=sys.stderr)
-    if overrides:
-        settings = settings.model_copy(update=overrides)
-    app = build_app(settings, "terminal", store=store)
     try:
+        app = build_app(settings, "terminal")
+    except EmbeddedRedisError as exc:
+        raise Fatal(str(exc)) from None
+    try:
+        if not await app.store.ping():
+            raise Fatal(f"cannot reach Redis at {app.settings.redis_url}; is it running?")
+        if sim is not None:  # the simulator starts empty each time: so does its chat
+            await app.store.delete(args.chat_id)
         if sim is None:
             reason = await _unreachable(app.http, settings.nemo_api_base)
             if reason is not None:
                 print(t("term_unreachable", lang, url=settings.nemo_api_base, reason=reason))
                 return 1
+        screen: Screen = PromptScreen() if interactive else WriterScreen(_writer(sys.stdout))
         outbox = TerminalOutbox(
-            out=sys.stdout,
+            screen=screen,
             http=app.http,
             download_dir=settings.download_dir,
-            interactive=interactive,
             lang=lang,
+            offline=sim is not None,
         )
         chat = TerminalChat(
             app.conversation,
             outbox,
-            stdin=sys.stdin,
+            stdin=utf8_lines(sys.stdin),
             interactive=interactive,
             chat_id=args.chat_id,
             language_code=language,
+            history_file=settings.data_dir / "history",
         )
         return await chat.run()
     finally:
         await app.aclose()
         if sim is not None:
             await sim.stop()
+
+
+def _writer(out: TextIO) -> Any:
+    def write(text: str) -> None:
+        out.write(text)
+        out.flush()
+
+    return write
 
 
 async def _unreachable(http: httpx.AsyncClient, base_url: str) -> str | None:

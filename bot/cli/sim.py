@@ -6,13 +6,16 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import sys
 
 from backend.sim import SimConfig, Simulator
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8088, help="port to listen on (default 8088)")
+    p.add_argument(
+        "--port", type=port_number, default=8088, help="port to listen on (default 8088)"
+    )
     p.add_argument("--seed", type=int, default=SimConfig.seed, help="seed for ids and choices")
     p.add_argument(
         "--render-seconds",
@@ -35,6 +38,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--operator-token", default=None, help="also accept this token as a registered user"
     )
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0 for any free one."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is out of range (0-65535)")
+    return port
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
@@ -64,6 +78,11 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
 
 
 def main(args: argparse.Namespace) -> int:
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(args))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(f"nemobot sim: cannot listen on {args.host}:{args.port} ({reason})", file=sys.stderr)
+        return 1
     return 0

@@ -11,13 +11,13 @@ from bot.conversation.errors import ErrorReplies
 from bot.conversation.export import Exports
 from bot.conversation.files import Uploads
 from bot.conversation.session import Sessions, session_id
-from bot.conversation.state import ChatStates, Turn
+from bot.conversation.state import ChatStates, Turn, safe_send
 from bot.conversation.stream import AgentChat
-from bot.conversation.text import button, command_of, menu
+from bot.conversation.text import button, command_of, is_cancel_word, menu
 from bot.io import Inbound, Outbox, SendText, button_action
 from bot.ops.metrics import Metrics
 from bot.store import ChatState
-from bot.texts import t
+from bot.texts import base_lang, localize, t
 from router import ExportOptions, Intent, classify
 
 __all__ = ["Actions"]
@@ -62,6 +62,8 @@ class Actions:
             action = button_action(msg.callback_data)
             cmd = command_of(msg.text)
             name = action or (cmd[0] if cmd else "")
+            if not name and is_cancel_word(msg.text):
+                name = "cancel"
             if not name:
                 intent = classify(msg.text).intent
                 name = "credits" if intent is Intent.CREDITS else "status"
@@ -98,12 +100,30 @@ class Actions:
         else:  # another replica holds the chat's job; it cannot be reached from here
             await turn.out.send(SendText(t("cancel_elsewhere", turn.lang)))
 
+    async def stopped(self, turn: Turn, label: str) -> None:
+        """What a /cancel did to a job that had nothing else to say about it."""
+        if label == "job_chat":
+            await self._agent.stopped(turn)
+        else:
+            await safe_send(turn.out, SendText(t("stopped", turn.lang)))
+
     async def _set_lang(self, turn: Turn, arg: str) -> None:
         choice = arg.strip().lower()
         if choice in ("en", "english", "英文", "英语"):
             lang, locked = "en", True
-        elif choice in ("zh", "cn", "chinese", "中文", "汉语"):
+        elif choice in ("zh", "zh-hans", "cn", "chinese", "中文", "汉语", "简体"):
             lang, locked = "zh", True
+        elif choice in (
+            "zh-hant",
+            "zh-tw",
+            "zh-hk",
+            "tw",
+            "traditional",
+            "繁體",
+            "繁体",
+            "繁體中文",
+        ):
+            lang, locked = "zh-hant", True
         elif choice == "auto":
             lang, locked = turn.lang, False
         else:
@@ -168,8 +188,12 @@ class Actions:
             options = asked.options if asked and asked.intent is Intent.EXPORT else None
             await self._export(turn, options)
         elif name == "upload":
-            urls = tuple(w for w in arg.split() if w.startswith(("http://", "https://")))
-            await self._upload_urls(turn, urls)
+            words = arg.split()
+            urls = tuple(w for w in words if w.startswith(("http://", "https://")))
+            rest = " ".join(w for w in words if w not in urls)
+            await self._upload_urls(turn, urls, bool(rest))
+            if urls and rest:  # `/upload URL animate it`: the words are a message too
+                await self._text(turn, rest)
         else:
             await turn.out.send(SendText(t("help", turn.lang)))
 
@@ -202,11 +226,11 @@ class Actions:
     async def _export(self, turn: Turn, options: ExportOptions | None = None) -> None:
         await self._sessions.run(turn, lambda: self._exports.start(turn, options), retry=False)
 
-    async def _upload_urls(self, turn: Turn, urls: tuple[str, ...]) -> None:
+    async def _upload_urls(self, turn: Turn, urls: tuple[str, ...], more: bool = False) -> None:
         if not urls:
             await self._uploads.ask(turn)
             return
-        await self._sessions.run(turn, lambda: self._uploads.urls(turn, urls), retry=True)
+        await self._sessions.run(turn, lambda: self._uploads.urls(turn, urls, more), retry=True)
 
     async def _credits(self, turn: Turn) -> None:
         api = await self._sessions.api(turn)
@@ -222,7 +246,7 @@ class Actions:
         if not is_exportable(project.draft):
             await turn.out.send(SendText(t("status_empty", turn.lang)))
             return
-        summary = summarize_draft(project.draft, turn.lang)
+        summary = localize(summarize_draft(project.draft, base_lang(turn.lang)), turn.lang)
         text = f"{t('status', turn.lang, summary=summary)}\n\n{t('status_hint', turn.lang)}"
         buttons = (button("export", turn.lang),)
         await turn.out.send(SendText(text, buttons, timeline=project.draft, lang=turn.lang))

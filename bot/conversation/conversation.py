@@ -31,7 +31,7 @@ from bot.conversation.queue import MAX_QUEUED, ChatQueue
 from bot.conversation.session import Sessions
 from bot.conversation.state import ChatStates, new_ref, safe_send
 from bot.conversation.stream import AgentChat
-from bot.conversation.text import command_of
+from bot.conversation.text import command_of, is_cancel_word
 from bot.io import Inbound, Outbox, ReaderFor, SendText, button_action
 from bot.ops.logs import log_context
 from bot.ops.metrics import Metrics
@@ -103,6 +103,8 @@ class Conversation:
             return True
         if msg.attachments:
             return False
+        if is_cancel_word(msg.text):
+            return True
         cmd = command_of(msg.text)
         if cmd is not None:
             return cmd[0] in _CONTROL_COMMANDS
@@ -202,4 +204,6 @@ def intent_of(msg: Inbound) -> str:
     command = command_of(msg.text)
     if command is not None:
         return f"/{command[0]}"
+    if is_cancel_word(msg.text):
+        return "/cancel"
     return classify(msg.text).intent.value if msg.text.strip() else "empty"

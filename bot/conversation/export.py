@@ -4,8 +4,12 @@ cancellation or deadline), including renders a stopped process left in the store
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from backend import (
     BackendUnavailable,
@@ -54,6 +58,9 @@ class Exports:
         if not is_exportable(project.draft):
             await turn.out.send(SendText(t("nothing_to_export", turn.lang)))
             return
+        key = draft_key(project.draft)
+        if await self._offer_last_video(turn, key):
+            return
         options = options or ExportOptions()
         notes = export_notes(options, project.canvas, turn.lang)
         if notes:
@@ -61,9 +68,21 @@ class Exports:
         ref = new_ref("export")
         await turn.out.send(Progress(ref, _progress_text(turn.lang, 0, 0.0, None)))
         await turn.out.send(ChatAction("upload_video"))
-        job = await api.start_export(sid, project.draft, quality=options.quality or "high")
+        starting = asyncio.ensure_future(
+            api.start_export(sid, project.draft, quality=options.quality or "high")
+        )
+        try:
+            job = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            if turn.rt.cancel_requested:  # a /cancel as the render starts: stop that render
+                await self._stop_starting(api, turn, ref, starting)
+            raise
         pending = PendingExport(
-            render_id=job.id, started_at=time.time(), lang=turn.lang, progress_ref=ref
+            render_id=job.id,
+            started_at=time.time(),
+            lang=turn.lang,
+            progress_ref=ref,
+            draft_key=key,
         )
         await self._states.update(turn, lambda s: s.pending.append(pending))
         log.info("export started", extra={"chat_id": turn.chat_id, "render_id": job.id})
@@ -118,7 +137,7 @@ class Exports:
                 if job is not None and job.status is RenderStatus.COMPLETED and job.url:
                     done = t("export_done", lang, elapsed=elapsed)
                     await turn.out.send(Progress(ref, done, done=True))
-                    await self._deliver(turn, render_id, job.url)
+                    await self._deliver(turn, render_id, job.url, pending.draft_key)
                     return
                 if job is not None and job.status is RenderStatus.FAILED:
                     await turn.out.send(Progress(ref, t("export_failed_line", lang), done=True))
@@ -159,7 +178,7 @@ class Exports:
         finally:
             self._metrics.exports_pending.dec()
 
-    async def _deliver(self, turn: Turn, render_id: str, url: str) -> None:
+    async def _deliver(self, turn: Turn, render_id: str, url: str, key: str | None) -> None:
         """Send the video; it stays pending (and is sent again later) until it arrived."""
         lang = turn.lang
         timeline = timeline_of(turn.state.last_draft)
@@ -184,6 +203,43 @@ class Exports:
             self._metrics.exports.labels("undelivered").inc()
             return
         await self._end(turn, render_id, "completed")
+        await self._remember_video(turn, url, key)
+
+    async def _stop_starting(
+        self, api: NemoApi, turn: Turn, ref: str, starting: asyncio.Future[Any]
+    ) -> None:
+        """Wait for the render being started, then cancel it, and say so."""
+        try:
+            job = await starting
+        except Exception:  # it did not start: nothing runs on the server
+            log.info("export start failed after a cancel", extra={"chat_id": turn.chat_id})
+        else:
+            await self._cancel_render(api, turn, job.id)
+        await safe_send(turn.out, Progress(ref, t("export_stopped_line", turn.lang), done=True))
+        await safe_send(turn.out, SendText(t("export_cancelled", turn.lang)))
+        turn.rt.cancel_reported = True
+
+    async def _remember_video(self, turn: Turn, url: str, key: str | None) -> None:
+        if key is not None:
+            video = {"url": url, "draft": key}
+            await self._states.update(turn, lambda s: setattr(s, "last_video", video))
+
+    async def _offer_last_video(self, turn: Turn, key: str) -> bool:
+        """An unchanged project's video again instead of a new render, once: asked again
+        right after, it is rendered anew."""
+        video = turn.state.last_video
+        if not video or video.get("draft") != key or video.get("offered"):
+            return False
+        offered = {**video, "offered": "1"}
+        await self._states.update(turn, lambda s: setattr(s, "last_video", offered))
+        await turn.out.send(
+            SendVideo(
+                url=video["url"],
+                caption=t("export_unchanged", turn.lang),
+                buttons=(button("new", turn.lang), button("credits", turn.lang)),
+            )
+        )
+        return True
 
     async def _cancel_render(self, api: NemoApi, turn: Turn, render_id: str) -> None:
         try:
@@ -236,3 +292,9 @@ class _Eta:
         if percent <= base or spent_s <= since:
             return None
         return (100 - percent) * (spent_s - since) / (percent - base)
+
+
+def draft_key(draft: Mapping[str, Any] | None) -> str:
+    """A short fingerprint of one version of the project."""
+    body = json.dumps(draft, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]

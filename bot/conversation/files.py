@@ -96,12 +96,13 @@ class Uploads:
         await self._confirm(turn, uploaded, kinds, sizes, suggest=not has_text)
         return True
 
-    async def urls(self, turn: Turn, urls: Sequence[str]) -> None:
-        """Hand links to the session; the service fetches them."""
+    async def urls(self, turn: Turn, urls: Sequence[str], has_text: bool = False) -> None:
+        """Hand links to the session; the service fetches them. With words after the links,
+        no next step is suggested: the words are it."""
         api = await self._sessions.api(turn)
         await turn.out.send(ChatAction("typing"))
         uploaded = await api.upload_urls(session_id(turn), urls)
-        await self._confirm(turn, uploaded, [], [], suggest=True)
+        await self._confirm(turn, uploaded, [], [], suggest=not has_text)
 
     async def _preflight(
         self, turn: Turn, name: str, mime: str | None, size: int

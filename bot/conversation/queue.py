@@ -389,7 +389,7 @@ class ChatQueue:
             if task is not None:
                 task.uncancel()
             if not rt.cancel_reported:
-                await safe_send(turn.out, SendText(t("stopped", turn.lang)))
+                await self._actions.stopped(turn, entry.label)
         except Exception as exc:
             await self._errors.reply(turn, exc)
 

@@ -28,7 +28,7 @@ from bot.conversation.state import ChatStates, Turn, new_ref, safe_send
 from bot.conversation.text import asks_for_export, button, draft_of, tool_hint
 from bot.io import Button, ChatAction, Outbox, Progress, SendText, Stream
 from bot.ops.metrics import Metrics
-from bot.texts import fmt_elapsed, t
+from bot.texts import base_lang, fmt_elapsed, localize, t
 from router import GuiAction, read_agent_text
 
 __all__ = ["AgentChat"]
@@ -38,6 +38,9 @@ log = logging.getLogger("bot.conversation")
 _CHAT_ACTION_EVERY_S = 4.5
 # How each front end asks for an export: a button in Telegram, a command in the terminal.
 _EXPORT_HINTS = {"telegram": "gui_export", "terminal": "gui_export_terminal"}
+
+# A cancelled answer's report waits this long for the project's state, then goes without.
+_STOPPED_STATE_WAIT_S = 5.0
 
 
 class AgentChat:
@@ -140,6 +143,22 @@ class AgentChat:
         elif crash is not None:
             await turn.out.send(SendText(t("err_crash", lang)))
 
+    async def stopped(self, turn: Turn) -> None:
+        """After a /cancel cut the answer short: the agent may still finish the edit on the
+        server (and charge it), so say so, with the project as it stands now."""
+        text = t("stopped_chat", turn.lang)
+        try:
+            api = await self._sessions.api(turn)
+            project = await asyncio.wait_for(
+                api.state(session_id(turn)), timeout=_STOPPED_STATE_WAIT_S
+            )
+        except Exception:  # the report goes without the project: /status will tell
+            log.info("project state unread after a cancel", extra={"chat_id": turn.chat_id})
+        else:
+            now = t("project_now", turn.lang, summary=_summary_or_empty(project.draft, turn.lang))
+            text = f"{text}\n\n{now}"
+        await safe_send(turn.out, SendText(text))
+
     async def _finish_reply(
         self,
         turn: Turn,
@@ -181,7 +200,8 @@ class AgentChat:
         """A turn without text: read the project and say what changed."""
         api = await self._sessions.api(turn)
         project = await api.state(session_id(turn))
-        change = describe_changes(before, project.draft, turn.lang)
+        change = describe_changes(before, project.draft, base_lang(turn.lang))
+        change = localize(change, turn.lang) if change else None
         await self._states.remember_draft(turn, project.draft)
         buttons: tuple[Button, ...] = ()
         if is_exportable(project.draft):
@@ -195,7 +215,7 @@ class AgentChat:
 def _summary_or_empty(draft: Mapping[str, Any] | None, lang: str) -> str:
     if not is_exportable(draft):
         return t("status_empty", lang).removeprefix("📋 ")
-    return summarize_draft(draft, lang)
+    return localize(summarize_draft(draft, base_lang(lang)), lang)
 
 
 class _Quiet:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bot.io import Button
-from bot.texts import normalize_lang, t
+from bot.texts import normalize_lang, script_lang, t
 from router import ExportOptions, Intent, classify, detect_lang
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "draft_of",
     "export_notes",
     "formats",
+    "is_cancel_word",
     "menu",
     "pick_lang",
     "snippet",
@@ -68,20 +69,20 @@ def pick_lang(
     language_code: str | None,
     text: str,
 ) -> str:
-    """The reply language: the /lang override, else Chinese when the user's Telegram
-    language or the message is Chinese, else English when the message clearly is,
-    else what the chat used before."""
+    """The reply language: the /lang override, else Chinese when the message or the user's
+    Telegram language is (the message's script choosing Simplified or Traditional), else
+    English when the message clearly is, else what the chat used before."""
     if locked and stored:
         return normalize_lang(stored)
-    if language_code and normalize_lang(language_code) == "zh":
-        return "zh"
     body = text.strip()
-    if body and command_of(body) is None:
-        detected = detect_lang(body)
-        if detected in ("zh", "mixed"):
-            return "zh"
-        if detected == "en" and len(body.split()) >= 3:
-            return "en"
+    detected = detect_lang(body) if body and command_of(body) is None else None
+    if detected in ("zh", "mixed"):
+        return script_lang(body)
+    if language_code and normalize_lang(language_code) != "en":
+        known = normalize_lang(stored)
+        return known if known != "en" else normalize_lang(language_code)
+    if detected == "en" and len(body.split()) >= 3:
+        return "en"
     if stored:
         return normalize_lang(stored)
     return normalize_lang(language_code)
@@ -98,6 +99,14 @@ def asks_for_export(text: str) -> bool:
         for part in _CLAUSES.split(text)
         if part and part.strip()
     )
+
+
+_CANCEL_WORDS = frozenset({"stop", "cancel", "取消", "停止", "停"})
+
+
+def is_cancel_word(text: str) -> bool:
+    """ "stop" or 取消 as the whole message means /cancel."""
+    return text.strip().strip("!！.。").casefold() in _CANCEL_WORDS
 
 
 def draft_of(value: Any) -> dict[str, Any] | None:

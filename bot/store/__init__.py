@@ -1,13 +1,11 @@
-"""Per-chat state: the contract every store keeps, Redis in production, memory for trials."""
+"""Per-chat state: the store contract, kept in Redis (REDIS_URL, or the embedded server)."""
 
 from bot.store.base import ChatState, ChatStore, PendingExport, StoreUnavailable, Taken
-from bot.store.memory_store import MemoryChatStore
 from bot.store.redis_store import RedisChatStore
 
 __all__ = [
     "ChatState",
     "ChatStore",
-    "MemoryChatStore",
     "PendingExport",
     "RedisChatStore",
     "StoreUnavailable",

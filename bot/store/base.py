@@ -31,6 +31,7 @@ class PendingExport:
     started_at: float
     lang: str = "en"
     progress_ref: str | None = None
+    draft_key: str | None = None  # which version of the project is being rendered
 
 
 @dataclass
@@ -45,6 +46,8 @@ class ChatState:
     lang_locked: bool = False
     pending: list[PendingExport] = field(default_factory=list)
     last_draft: dict[str, Any] | None = None
+    # The last video made: its URL, the project version it shows, whether it was re-offered.
+    last_video: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ def decode_state(chat_id: int, raw: str | bytes | None, token_raw: str | bytes |
             body = json.loads(raw)
             pending = [PendingExport(**p) for p in body.get("pending") or []]
             draft = body.get("last_draft")
+            video = body.get("last_video")
             state = ChatState(
                 chat_id=chat_id,
                 client_id=_opt_str(body.get("client_id")),
@@ -105,6 +109,9 @@ def decode_state(chat_id: int, raw: str | bytes | None, token_raw: str | bytes |
                 lang_locked=bool(body.get("lang_locked", False)),
                 pending=pending,
                 last_draft=draft if isinstance(draft, dict) else None,
+                last_video={str(k): str(v) for k, v in video.items()}
+                if isinstance(video, dict)
+                else None,
             )
         except (ValueError, TypeError, AttributeError):
             log.warning("chat state unreadable, starting afresh", extra={"chat_id": chat_id})
