@@ -69,6 +69,13 @@ class RedisProcess:
             time.sleep(0.05)
         return self
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, only what the append-only file already holds survives."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(10)
+            self._proc = None
+
     def stop(self) -> None:
         if self._proc is not None:
             self._proc.terminate()

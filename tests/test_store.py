@@ -34,24 +34,40 @@ def full_state(chat_id: int = 42) -> ChatState:
     )
 
 
+async def put(store: ChatStore, state: ChatState) -> None:
+    """Write every part of `state`, one part at a time, as the conversation does."""
+    chat = state.chat_id
+    if state.client_id:
+        assert await store.claim_client_id(chat, state.client_id) == state.client_id
+    if state.token:
+        await store.set_token(chat, state.token, state.token_expires_at, None)
+    if state.session_id:
+        await store.set_session(chat, state.session_id, state.task_id)
+    if state.lang:
+        await store.set_lang(chat, state.lang, state.lang_locked)
+    await store.set_draft(chat, state.last_draft)
+    for pending in state.pending:
+        await store.add_pending(chat, pending)
+
+
 async def test_missing_chat_loads_fresh(store: ChatStore) -> None:
     assert await store.load(7) == ChatState(chat_id=7)
 
 
 async def test_round_trip_keeps_every_field(store: ChatStore) -> None:
     state = full_state()
-    await store.save(state)
+    await put(store, state)
     assert await store.load(42) == state
 
 
 async def test_chats_are_isolated(store: ChatStore) -> None:
-    await store.save(full_state(1))
+    await put(store, full_state(1))
     other = await store.load(2)
     assert other.token is None and other.session_id is None
 
 
 async def test_delete_forgets_chat(store: ChatStore) -> None:
-    await store.save(full_state())
+    await put(store, full_state())
     await store.delete(42)
     assert await store.load(42) == ChatState(chat_id=42)
     assert await store.chats_with_pending() == []
@@ -60,7 +76,7 @@ async def test_delete_forgets_chat(store: ChatStore) -> None:
 async def test_expired_token_is_dropped_but_chat_kept(store: ChatStore) -> None:
     state = full_state()
     state.token_expires_at = time.time() + 0.2
-    await store.save(state)
+    await put(store, state)
     assert (await store.load(42)).token == state.token
     await asyncio.sleep(0.35)
     loaded = await store.load(42)
@@ -70,21 +86,20 @@ async def test_expired_token_is_dropped_but_chat_kept(store: ChatStore) -> None:
 
 async def test_idle_chat_expires(redis_client: Redis, namespace: str) -> None:
     for store in (MemoryChatStore(idle_ttl_s=0.2), RedisChatStore(redis_client, namespace, 0.2)):
-        await store.save(full_state())
+        await put(store, full_state())
         assert (await store.load(42)).session_id is not None
         await asyncio.sleep(0.35)
         assert await store.load(42) == ChatState(chat_id=42)
 
 
 async def test_pending_index_follows_state(store: ChatStore) -> None:
-    await store.save(full_state(1))
-    await store.save(ChatState(chat_id=2, session_id="s"))
-    await store.save(full_state(3))
+    await put(store, full_state(1))
+    await put(store, ChatState(chat_id=2, session_id="s"))
+    await put(store, full_state(3))
     assert await store.chats_with_pending() == [1, 3]
-    done = await store.load(3)
-    done.pending.clear()
-    await store.save(done)
+    assert await store.claim_pending(3, "render_1")
     assert await store.chats_with_pending() == [1]
+    assert (await store.load(3)).session_id == "5529798706024415232", "the rest is kept"
 
 
 async def test_lock_excludes_other_owner_until_unlocked(store: ChatStore) -> None:
@@ -137,11 +152,12 @@ async def test_update_dedupe_expires(store: ChatStore) -> None:
 async def test_corrupted_values_are_treated_as_absent(
     redis_client: Redis, redis_store: RedisChatStore, namespace: str
 ) -> None:
-    await redis_client.set(f"{namespace}:chat:{{42}}", b"\xff not json")
-    await redis_client.set(f"{namespace}:chat:{{42}}:token", '["foreign"]')
-    assert await redis_store.load(42) == ChatState(chat_id=42)
-    await redis_client.set(f"{namespace}:chat:{{42}}", '{"session_id": 5, "pending": [1]}')
-    assert await redis_store.load(42) == ChatState(chat_id=42)
+    key = f"{namespace}:chat:{{42}}"
+    await redis_client.hset(key, "session_id", "s-1")
+    await redis_client.set(f"{key}:draft", b"\xff not json")
+    await redis_client.set(f"{key}:token", '["foreign"]')
+    await redis_client.hset(f"{key}:pending", mapping={"r1": "[1]", "r2": "{}"})
+    assert await redis_store.load(42) == ChatState(chat_id=42, session_id="s-1")
     await redis_client.sadd(f"{namespace}:pending", "not-a-chat", 3)
     assert await redis_store.chats_with_pending() == [3]
 
@@ -149,12 +165,13 @@ async def test_corrupted_values_are_treated_as_absent(
 async def test_one_round_trip_per_read_and_write(
     redis_client: Redis, redis_store: RedisChatStore
 ) -> None:
+    await put(redis_store, full_state())
     before = int((await redis_client.info("stats"))["total_commands_processed"])
-    await redis_store.save(full_state())
+    await redis_store.set_draft(42, {"t": []})
     await redis_store.load(42)
     after = int((await redis_client.info("stats"))["total_commands_processed"])
-    # save: SET + SET token + SADD in one pipeline; load: one MGET (+ the INFO call itself)
-    assert after - before <= 5
+    # set_draft: one SET; load: HGETALL + GET + GET + HVALS in one pipeline (+ the INFO)
+    assert after - before <= 6
 
 
 async def test_token_never_in_repr() -> None:
@@ -171,7 +188,7 @@ async def test_unreachable_redis_is_one_typed_error() -> None:
         with pytest.raises(StoreUnavailable):
             await store.load(1)
         with pytest.raises(StoreUnavailable):
-            await store.save(full_state())
+            await put(store, full_state())
         with pytest.raises(StoreUnavailable):
             await store.try_lock(1, "a", 1)
     finally:
@@ -185,24 +202,24 @@ async def test_ping_reports_unreachable_redis() -> None:
 
 
 async def test_inbox_keeps_order_for_the_lock_holder_only(store: ChatStore) -> None:
-    assert await store.enqueue(8, "one", limit=3) == 1
-    assert await store.enqueue(8, "two", limit=3) == 2
+    assert (await store.enqueue(8, "one", limit=3)).length == 1
+    assert (await store.enqueue(8, "two", limit=3)).length == 2
     assert await store.chats_with_work() == [8]
     assert await store.take_queued(8, "a", 5) == Taken(held=False), "no lock, nothing taken"
     assert await store.try_lock(8, "a", 5)
     assert await store.take_queued(8, "b", 5) == Taken(held=False)
     assert await store.take_queued(8, "a", 5) == Taken(held=True, item="one")
-    await store.finish_queued(8)
+    assert await store.finish_queued(8, "a")
     assert await store.queue_length(8) == 1
     assert await store.take_queued(8, "a", 5) == Taken(held=True, item="two")
-    await store.finish_queued(8)
+    assert await store.finish_queued(8, "a")
     assert await store.take_queued(8, "a", 5) == Taken(held=True)
     assert await store.unindex_if_empty(8) == 0
     assert await store.chats_with_work() == []
 
 
 async def test_inbox_refuses_past_its_limit(store: ChatStore) -> None:
-    assert [await store.enqueue(3, f"m{i}", limit=2) for i in range(3)] == [1, 2, 0]
+    assert [(await store.enqueue(3, f"m{i}", limit=2)).length for i in range(3)] == [1, 2, 0]
     assert await store.queue_length(3) == 2
 
 
@@ -214,7 +231,8 @@ async def test_unfinished_message_is_handed_to_the_next_holder(store: ChatStore)
     await asyncio.sleep(0.3)  # the holder crashed: its lock lapses, the message stays
     assert await store.try_lock(4, "lives", 5)
     assert await store.take_queued(4, "lives", 5) == Taken(held=True, item="export", leftover=True)
-    await store.finish_queued(4)
+    assert not await store.finish_queued(4, "dies"), "only the holder finishes"
+    assert await store.finish_queued(4, "lives")
     assert await store.take_queued(4, "lives", 5) == Taken(held=True, item="after")
 
 
@@ -225,7 +243,7 @@ async def test_unindex_keeps_a_chat_whose_inbox_is_not_empty(store: ChatStore) -
 
 
 async def test_work_index_joins_pending_exports_and_queued_messages(store: ChatStore) -> None:
-    await store.save(full_state(1))
+    await put(store, full_state(1))
     await store.enqueue(2, "hi", limit=5)
     assert await store.chats_with_work() == [1, 2]
 

@@ -16,7 +16,6 @@ from bot.conversation.stream import AgentChat
 from bot.conversation.text import button, command_of, menu
 from bot.io import Inbound, Outbox, SendText, button_action
 from bot.ops.metrics import Metrics
-from bot.store import ChatState
 from bot.texts import t
 from router import Intent, classify
 
@@ -109,12 +108,7 @@ class Actions:
         else:
             await turn.out.send(SendText(t("lang_usage", turn.lang)))
             return
-
-        def apply(s: ChatState) -> None:
-            s.lang = lang
-            s.lang_locked = locked
-
-        await self._states.update(turn, apply)
+        await self._states.set_lang(turn, lang, locked=locked)
         turn.lang = lang
         await turn.out.send(SendText(t("lang_set" if locked else "lang_auto", lang)))
 

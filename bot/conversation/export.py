@@ -15,7 +15,7 @@ from bot.conversation.text import button
 from bot.io import ChatAction, Progress, SendText, SendVideo
 from bot.ops.metrics import Metrics
 from bot.settings import Settings
-from bot.store import ChatState, PendingExport
+from bot.store import PendingExport
 from bot.texts import fmt_elapsed, t
 
 __all__ = ["Exports"]
@@ -53,7 +53,7 @@ class Exports:
         pending = PendingExport(
             render_id=job.id, started_at=time.time(), lang=turn.lang, progress_ref=ref
         )
-        await self._states.update(turn, lambda s: s.pending.append(pending))
+        await self._states.add_pending(turn, pending)
         log.info("export started", extra={"chat_id": turn.chat_id, "render_id": job.id})
         await self._follow(turn, pending)
 
@@ -71,11 +71,11 @@ class Exports:
         state = await self._states.store.load(turn.chat_id)
         if not state.pending:
             return False
+        turn.state = state
         api = await self._sessions.api(turn)
         for pending in state.pending:
             await self._cancel_render(api, turn, pending.render_id)
-        ids = {p.render_id for p in state.pending}
-        await self._states.update(turn, lambda s: _drop_pending(s, ids))
+            await self._end(turn, pending.render_id, "cancelled")
         return True
 
     async def _follow(self, turn: Turn, pending: PendingExport) -> None:
@@ -102,35 +102,37 @@ class Exports:
                     )
                     job = None
                 elapsed = fmt_elapsed(time.time() - pending.started_at)
+                # Whoever removes the export from the store tells how it ended, and only
+                # then: a video is never sent twice, however often the export is resumed.
+                # Closing the progress line is an edit, harmless to repeat.
                 if job is not None and job.status is RenderStatus.COMPLETED and job.url:
                     done = t("export_done", lang, elapsed=elapsed)
-                    await turn.out.send(Progress(ref, done, done=True))
-                    await turn.out.send(
-                        SendVideo(
-                            url=job.url,
-                            caption=t("export_caption", lang),
-                            buttons=(button("new", lang), button("credits", lang)),
+                    if await self._end(turn, render_id, "completed"):
+                        await turn.out.send(Progress(ref, done, done=True))
+                        await turn.out.send(
+                            SendVideo(
+                                url=job.url,
+                                caption=t("export_caption", lang),
+                                buttons=(button("new", lang), button("credits", lang)),
+                            )
                         )
-                    )
-                    await self._end(turn, render_id, "completed")
                     return
                 if job is not None and job.status is RenderStatus.FAILED:
                     await turn.out.send(Progress(ref, t("export_failed_line", lang), done=True))
-                    await turn.out.send(SendText(render_failed_text(job.error, lang)))
-                    await self._end(turn, render_id, "failed")
+                    if await self._end(turn, render_id, "failed"):
+                        await turn.out.send(SendText(render_failed_text(job.error, lang)))
                     return
                 if job is not None and job.status is RenderStatus.CANCELLED:
                     await turn.out.send(Progress(ref, t("export_stopped_line", lang), done=True))
-                    await turn.out.send(SendText(t("export_cancelled_remote", lang)))
-                    await self._end(turn, render_id, "cancelled")
+                    if await self._end(turn, render_id, "cancelled"):
+                        await turn.out.send(SendText(t("export_cancelled_remote", lang)))
                     return
                 now = time.time()
                 if now >= deadline:
                     await self._cancel_render(api, turn, render_id)
                     await turn.out.send(Progress(ref, t("export_timeout_line", lang), done=True))
-                    minutes = max(1, round(self._settings.export_deadline_s / 60))
-                    await turn.out.send(SendText(t("export_deadline", lang, minutes=minutes)))
-                    await self._end(turn, render_id, "deadline")
+                    if await self._end(turn, render_id, "deadline"):
+                        await turn.out.send(SendText(self._deadline_text(lang)))
                     return
                 if job is not None:
                     # Shown progress never goes backwards, whatever the service reports.
@@ -144,10 +146,11 @@ class Exports:
         except asyncio.CancelledError:
             if turn.rt.cancel_requested:
                 await self._cancel_render(api, turn, render_id)
-                await safe_send(turn.out, Progress(ref, t("export_stopped_line", lang), done=True))
-                await safe_send(turn.out, SendText(t("export_cancelled", lang)))
-                turn.rt.cancel_reported = True
-                await self._end(turn, render_id, "cancelled")
+                if await self._end(turn, render_id, "cancelled"):
+                    stopped = t("export_stopped_line", lang)
+                    await safe_send(turn.out, Progress(ref, stopped, done=True))
+                    await safe_send(turn.out, SendText(t("export_cancelled", lang)))
+                    turn.rt.cancel_reported = True
             raise
         finally:
             self._metrics.exports_pending.dec()
@@ -163,14 +166,21 @@ class Exports:
                 extra={"chat_id": turn.chat_id, "render_id": render_id},
             )
 
-    async def _end(self, turn: Turn, render_id: str, outcome: str) -> None:
+    def _deadline_text(self, lang: str) -> str:
+        minutes = max(1, round(self._settings.export_deadline_s / 60))
+        return t("export_deadline", lang, minutes=minutes)
+
+    async def _end(self, turn: Turn, render_id: str, outcome: str) -> bool:
+        """Remove the export from the store; False when another job did (and told) it."""
+        if not await self._states.claim_pending(turn, render_id):
+            log.info(
+                "export ended elsewhere",
+                extra={"chat_id": turn.chat_id, "render_id": render_id, "outcome": outcome},
+            )
+            return False
         log.info(
             "export finished",
             extra={"chat_id": turn.chat_id, "render_id": render_id, "outcome": outcome},
         )
         self._metrics.exports.labels(outcome).inc()
-        await self._states.update(turn, lambda s: _drop_pending(s, {render_id}))
-
-
-def _drop_pending(state: ChatState, render_ids: set[str]) -> None:
-    state.pending = [p for p in state.pending if p.render_id not in render_ids]
+        return True

@@ -129,14 +129,21 @@ class ChatQueue:
         entry.done = asyncio.get_running_loop().create_future()
         busy_with: Entry | None = None
         async with rt.admission:  # FIFO: the inbox gets a chat's messages in call order
-            if await self.seen(msg):
-                return
             rt.waiters[token] = entry
             try:
-                length = await self._store.enqueue(msg.chat_id, encode_item(token, msg), MAX_QUEUED)
+                # One atomic step: a crash leaves the message both stored and marked seen,
+                # or neither (then a second delivery is taken as new).
+                queued = await self._store.enqueue(
+                    msg.chat_id, encode_item(token, msg), MAX_QUEUED, msg.update_id
+                )
             except BaseException:
                 rt.waiters.pop(token, None)
                 raise
+            length = queued.length
+            if queued.duplicate:
+                rt.waiters.pop(token, None)
+                log.info("duplicate update ignored", extra={"update_id": msg.update_id})
+                return
             if accepted is not None and length:
                 accepted()
             if length == 0:
@@ -268,7 +275,7 @@ class ChatQueue:
                 if ran is not None:
                     _finish(ran)
                 ran = await self._run_item(chat_id, rt, taken.item, taken.leftover, resumed)
-                await self._store.finish_queued(chat_id)
+                await self._store.finish_queued(chat_id, self._owner)
         finally:
             renewer.cancel()
             with contextlib.suppress(Exception):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,6 @@ class ChatRuntime:
     current_entry: Entry | None = None
     cancel_requested: bool = False
     cancel_reported: bool = False
-    state_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_out: Outbox | None = None
 
 
@@ -94,33 +93,55 @@ class ChatStates:
             rt=self.runtime(chat_id),
         )
 
-    async def update(self, turn: Turn, change: Callable[[ChatState], None]) -> ChatState:
-        """Read, change and write the chat's state; serialised within this process so a
-        job and a control message never overwrite each other's fields."""
-        async with turn.rt.state_lock:
-            state = await self.store.load(turn.chat_id)
-            change(state)
-            await self.store.save(state)
-        turn.state = state
-        return state
+    # Each write below changes one part of the chat's state in the store, atomically, and
+    # the turn's copy with it: a write never carries back what another process changed.
 
     async def persist_lang(self, turn: Turn) -> None:
-        if turn.state.lang != turn.lang:
-            lang = turn.lang
+        """The language detected for this turn, kept unless the user chose one."""
+        if turn.state.lang != turn.lang and not turn.state.lang_locked:
+            await self.store.set_lang(turn.chat_id, turn.lang, None)
+            turn.state.lang = turn.lang
 
-            def apply(s: ChatState) -> None:
-                if not s.lang_locked:
-                    s.lang = lang
-
-            await self.update(turn, apply)
+    async def set_lang(self, turn: Turn, lang: str, *, locked: bool) -> None:
+        await self.store.set_lang(turn.chat_id, lang, locked)
+        turn.state.lang, turn.state.lang_locked = lang, locked
 
     async def remember_draft(self, turn: Turn, draft: Mapping[str, Any] | None) -> None:
         value = draft_of(draft)
+        await self.store.set_draft(turn.chat_id, value)
+        turn.state.last_draft = value
 
-        def apply(s: ChatState) -> None:
-            s.last_draft = value
+    async def set_session(
+        self, turn: Turn, session_id: str, task_id: str | None, lang: str | None = None
+    ) -> None:
+        await self.store.set_session(turn.chat_id, session_id, task_id, lang)
+        turn.state.session_id, turn.state.task_id = session_id, task_id
+        turn.state.last_draft = None
+        if lang is not None:
+            turn.state.lang = lang
 
-        await self.update(turn, apply)
+    async def claim_client_id(self, turn: Turn, client_id: str) -> str:
+        turn.state.client_id = await self.store.claim_client_id(turn.chat_id, client_id)
+        return turn.state.client_id
+
+    async def set_token(
+        self, turn: Turn, token: str, expires_at: float | None, client_id: str | None
+    ) -> None:
+        await self.store.set_token(turn.chat_id, token, expires_at, client_id)
+        turn.state.token, turn.state.token_expires_at = token, expires_at
+        if client_id:
+            turn.state.client_id = client_id
+
+    async def add_pending(self, turn: Turn, pending: PendingExport) -> None:
+        await self.store.add_pending(turn.chat_id, pending)
+        turn.state.pending.append(pending)
+
+    async def claim_pending(self, turn: Turn, render_id: str) -> bool:
+        """True for the one caller that removes the export from the store: it alone tells
+        the user how it ended."""
+        claimed = await self.store.claim_pending(turn.chat_id, render_id)
+        turn.state.pending = [p for p in turn.state.pending if p.render_id != render_id]
+        return claimed
 
 
 def lang_for(state: ChatState, msg: Inbound | None) -> str:

@@ -1,0 +1,109 @@
+"""Every message and every video exactly once, with a real Redis and the simulator: the
+faults are made for real (a write held in flight by a proxy, Redis stopped and started
+again from its append-only file), never by patching the code under test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio import Redis
+
+from bot.io import Progress
+from bot.store import RedisChatStore
+from tests.conversation_fixtures import HarnessFactory, Recorder, harnesses, quick_sim_config
+from tests.redis_proxy import HoldingProxy
+from tests.redis_server import RedisProcess, free_port
+from tests.test_faults import until
+
+
+@pytest.fixture
+async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
+    async with harnesses(redis_store) as factory:
+        yield factory
+
+
+@pytest.fixture
+async def proxy(redis_url: str) -> AsyncIterator[HoldingProxy]:
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    held = HoldingProxy(port)
+    try:
+        yield held
+    finally:
+        await held.stop()
+
+
+def rendering(op: object) -> bool:
+    return isinstance(op, Progress) and "Rendering" in op.text
+
+
+async def test_a_control_message_on_another_replica_never_undoes_an_export_record(
+    make_harness: HarnessFactory, redis_store: RedisChatStore, proxy: HoldingProxy, namespace: str
+) -> None:
+    """/lang answered by replica B, whose write is held in flight while replica A records
+    the chat's export: once B's write lands, the export is still on record."""
+    a = await make_harness()
+    await a.say("make a 5 second video of a lake")
+    b_redis = Redis.from_url(await proxy.start())
+    b_store = RedisChatStore(b_redis, namespace)
+    b = await make_harness(sim=a.sim, store=b_store)
+    try:
+        proxy.hold_next_write()
+        lang = b.later("/lang zh")
+        await asyncio.wait_for(proxy.holding.wait(), 10)  # B read the chat, its write waits
+        export = a.later("/export")
+
+        async def recorded() -> bool:
+            return bool((await redis_store.load(a.chat_id)).pending)
+
+        await until(recorded)
+        proxy.release()
+        await asyncio.wait_for(lang, 10)
+        state = await redis_store.load(a.chat_id)
+        assert (state.lang, state.lang_locked) == ("zh", True)
+        assert len(state.pending) == 1, "the export in flight is still on record"
+        assert await redis_store.chats_with_pending() == [a.chat_id]
+        await asyncio.wait_for(export, 15)
+        assert len(a.out.videos()) == 1
+    finally:
+        await b_redis.aclose()
+
+
+@pytest.fixture
+def aof_redis() -> Iterator[RedisProcess]:
+    server = RedisProcess(port=free_port(), persistent=True).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_a_video_is_delivered_once_when_redis_dies_mid_export(
+    aof_redis: RedisProcess,
+) -> None:
+    """Redis is killed while a render runs and started again from its append-only file;
+    the process that was following the export and the one that resumes it after deliver
+    one video between them."""
+    store = RedisChatStore.from_url(aof_redis.url, "nemobot-once")
+    try:
+        async with harnesses(store) as factory:
+            first = await factory(sim_config=quick_sim_config(render_seconds=1.5))
+            await first.say("make a 5 second video of a canyon")
+            job = first.later("/export")
+            await first.out.wait_for(rendering)
+            await until(lambda: first.sim.requests_to("/api/render/proxy/lambda/"))
+            aof_redis.kill()
+            await asyncio.wait_for(job, 30)  # the render completed while Redis was down
+            aof_redis.start()
+            await until(store.ping)
+            second = await factory(sim=first.sim, store=store)
+            resumed = Recorder()
+            await second.conv.resume_pending(lambda _chat: resumed)
+            await asyncio.wait_for(second.conv.wait_idle(), 30)
+            await asyncio.wait_for(first.conv.wait_idle(), 30)
+            videos = first.out.videos() + resumed.videos()
+            assert len(videos) == 1, f"{len(videos)} videos delivered"
+            assert (await store.load(first.chat_id)).pending == []
+    finally:
+        await store.aclose()
