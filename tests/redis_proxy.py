@@ -18,6 +18,8 @@ class HoldingProxy:
         self._target = port
         self._server: asyncio.Server | None = None
         self._armed = False
+        self._skip = 0
+        self._dropping = False
         self.holding = asyncio.Event()
         self._release = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -27,12 +29,22 @@ class HoldingProxy:
         port = self._server.sockets[0].getsockname()[1]
         return f"redis://127.0.0.1:{port}/0"
 
-    def hold_next_write(self) -> None:
+    def hold_next_write(self, *, after: int = 0) -> None:
+        """Hold the client's next write, or the one after `after` more writes went through."""
+        self._skip = after
+        self._dropping = False
         self._armed = True
         self.holding.clear()
         self._release.clear()
 
     def release(self) -> None:
+        """Let the held write through."""
+        self._release.set()
+
+    def drop(self) -> None:
+        """Throw the held write away and close its connection: what Redis sees of a process
+        killed before its write left it."""
+        self._dropping = True
         self._release.set()
 
     async def stop(self) -> None:
@@ -60,9 +72,14 @@ class HoldingProxy:
                     and self._armed
                     and any(m.upper() in _WRITES for m in _COMMAND.findall(chunk))
                 ):
-                    self._armed = False
-                    self.holding.set()
-                    await self._release.wait()
+                    if self._skip:
+                        self._skip -= 1
+                    else:
+                        self._armed = False
+                        self.holding.set()
+                        await self._release.wait()
+                        if self._dropping:
+                            return
                 sink.write(chunk)
                 await sink.drain()
         except (ConnectionError, asyncio.CancelledError):

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from bot.store import (
     ChatState,
     ChatStore,
+    Enqueued,
     MemoryChatStore,
     PendingExport,
     RedisChatStore,
@@ -263,3 +264,35 @@ async def test_inbox_keys_share_the_chats_hash_tag(
     await redis_store.take_queued(12, "a", 5)
     keys = sorted([k.decode() async for k in redis_client.scan_iter(match=f"{namespace}:chat:*")])
     assert keys == [f"{namespace}:chat:{{12}}:lock", f"{namespace}:chat:{{12}}:running"]
+
+
+async def test_an_update_is_queued_once(store: ChatStore) -> None:
+    assert await store.enqueue(5, "a", limit=3, update_id=700) == Enqueued(length=1)
+    assert await store.enqueue(5, "a again", limit=3, update_id=700) == Enqueued(duplicate=True)
+    assert await store.enqueue(5, "b", limit=3, update_id=701) == Enqueued(length=2)
+    assert await store.enqueue(5, "no id", limit=3) == Enqueued(length=3)
+    assert await store.queue_length(5) == 3
+
+
+async def test_writes_to_different_parts_never_undo_each_other(
+    redis_url: str, namespace: str
+) -> None:
+    """Two clients (two replicas) write a chat's parts at once: every write stays."""
+    first = RedisChatStore.from_url(redis_url, namespace)
+    second = RedisChatStore.from_url(redis_url, namespace)
+    try:
+        for round_ in range(20):
+            render = PendingExport(render_id=f"r{round_}", started_at=float(round_))
+            await asyncio.gather(
+                first.add_pending(3, render),
+                second.set_lang(3, "zh", True),
+                second.set_draft(3, {"round": round_}),
+                first.set_token(3, f"tok{round_}", None, "client"),
+            )
+        state = await first.load(3)
+        assert [p.render_id for p in state.pending] == [f"r{i}" for i in range(20)]
+        assert (state.lang, state.last_draft, state.token) == ("zh", {"round": 19}, "tok19")
+    finally:
+        await first.delete(3)
+        await first.aclose()
+        await second.aclose()
