@@ -5,17 +5,21 @@ again from its append-only file), never by patching the code under test."""
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
+from backend.sim import Simulator
 from bot.io import Progress
 from bot.store import RedisChatStore
 from tests.conversation_fixtures import HarnessFactory, Recorder, harnesses, quick_sim_config
 from tests.redis_proxy import HoldingProxy
 from tests.redis_server import RedisProcess, free_port
-from tests.test_faults import until
+from tests.test_faults import chat_env, until
 
 
 @pytest.fixture
@@ -70,6 +74,32 @@ async def test_a_control_message_on_another_replica_never_undoes_an_export_recor
         await b_redis.aclose()
 
 
+async def test_cancel_on_another_replica_never_takes_the_chat(
+    make_harness: HarnessFactory, proxy: HoldingProxy, namespace: str
+) -> None:
+    """/cancel on replica B, held just after its first write, while replica A gets the
+    chat's next message: A runs it at once; nobody is told to wait behind a job that does
+    not exist."""
+    a = await make_harness()
+    await a.say("/start")
+    b_redis = Redis.from_url(await proxy.start())
+    b = await make_harness(sim=a.sim, store=RedisChatStore(b_redis, namespace))
+    try:
+        proxy.hold_next_write(after=1)
+        cancel = b.later("/cancel")
+        held = asyncio.create_task(proxy.holding.wait())
+        await asyncio.wait({cancel, held}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        texts = await asyncio.wait_for(a.say("make a 5 second video of a fjord"), 15)
+        proxy.release()
+        await asyncio.wait_for(cancel, 10)
+        held.cancel()
+        assert b.out.texts() == ["Nothing is running right now."]
+        assert not [t for t in texts if t.startswith("⏳")], texts
+        assert "Generated a 5s clip" in texts[-1]
+    finally:
+        await b_redis.aclose()
+
+
 @pytest.fixture
 def aof_redis() -> Iterator[RedisProcess]:
     server = RedisProcess(port=free_port(), persistent=True).start()
@@ -107,3 +137,53 @@ async def test_a_video_is_delivered_once_when_redis_dies_mid_export(
             assert (await store.load(first.chat_id)).pending == []
     finally:
         await store.aclose()
+
+
+async def test_a_job_that_lost_its_lock_stops_before_its_next_answer(
+    redis_url: str, namespace: str, redis_store: RedisChatStore, tmp_path: Path
+) -> None:
+    """A bot frozen (SIGSTOP) mid-answer past its lock's TTL, while a second process takes
+    the chat over, says nothing more for that job once it runs again (SIGCONT)."""
+    chat_id = 4343
+    async with Simulator(quick_sim_config()) as sim:
+        env = chat_env(sim.base_url, redis_url, namespace)
+        args = [sys.executable, "-m", "bot", "chat", "--chat-id", str(chat_id), "--lang", "en"]
+        first = await asyncio.create_subprocess_exec(
+            *args,
+            env=env,
+            cwd=tmp_path,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert first.stdin is not None and first.stdout is not None
+            sim.set_fault("quiet_stream", seconds=4.0, every=0.2)
+            first.stdin.write(b"make a 5 second video of a volcano\n")
+            await first.stdin.drain()
+            await until(lambda: sim.requests_to("/run_sse"))
+            first.send_signal(signal.SIGSTOP)
+
+            second = await asyncio.create_subprocess_exec(
+                *args,
+                env=env,
+                cwd=tmp_path,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            taken_over, _ = await asyncio.wait_for(second.communicate(), 60)
+            assert "⚠️ I was restarted while working on" in taken_over.decode()
+
+            first.send_signal(signal.SIGCONT)
+            await asyncio.sleep(5.0)  # the stream's answer arrives meanwhile
+            first.stdin.close()
+            rest, errors = await asyncio.wait_for(first.communicate(), 30)
+        finally:
+            if first.returncode is None:
+                first.send_signal(signal.SIGCONT)
+                first.kill()
+                await first.wait()
+        assert "Generated a 5s clip" not in rest.decode(), rest.decode()
+        assert "Traceback" not in errors.decode()
+        assert await redis_store.lock_holder(chat_id) is None

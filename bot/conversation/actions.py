@@ -89,10 +89,10 @@ class Actions:
         if await self._exports.cancel_stored(turn):
             await turn.out.send(SendText(t("export_cancelled", turn.lang)))
             return
-        store = self._states.store
-        probe = f"{self._owner}:probe"
-        if await store.try_lock(turn.chat_id, probe, 1.0):
-            await store.unlock(turn.chat_id, probe)
+        # Only read who holds the chat: taking its lock, even for a moment, could turn
+        # away the process about to run the chat's next message.
+        holder = await self._states.store.lock_holder(turn.chat_id)
+        if holder is None or holder == self._owner:
             await turn.out.send(SendText(t("nothing_to_cancel", turn.lang)))
         else:  # another replica holds the chat's job; it cannot be reached from here
             await turn.out.send(SendText(t("cancel_elsewhere", turn.lang)))

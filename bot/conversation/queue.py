@@ -20,6 +20,7 @@ from bot.conversation.state import (
     ChatRuntime,
     ChatStates,
     Entry,
+    FencedOutbox,
     Turn,
     lang_for,
     new_ref,
@@ -207,7 +208,7 @@ class ChatQueue:
         """Hold the chat's lock while its work lasts; without the lock, leave the chat's
         messages to the holder."""
         try:
-            if not await self._lock(chat_id, patience):
+            if not await self._lock(chat_id, rt, patience):
                 await self._hand_over(chat_id, rt)
                 return
             while True:
@@ -215,7 +216,7 @@ class ChatQueue:
                 # A message queued while the lock was being released is not left behind.
                 if self._closing or not await self._store.queue_length(chat_id):
                     return
-                if not await self._store.try_lock(chat_id, self._owner, self._settings.lock_ttl_s):
+                if not await self._lock(chat_id, rt, 0.0):
                     await self._hand_over(chat_id, rt)
                     return
         except asyncio.CancelledError:
@@ -231,15 +232,18 @@ class ChatQueue:
             if not self._closing and any(e.done and not e.done.done() for e in rt.waiters.values()):
                 rt.worker = self._spawn_worker(chat_id, rt)
 
-    async def _lock(self, chat_id: int, patience: float) -> bool:
+    async def _lock(self, chat_id: int, rt: ChatRuntime, patience: float) -> bool:
         """Take the chat's lock, trying for up to `patience` seconds."""
         ttl = self._settings.lock_ttl_s
         deadline = time.monotonic() + patience
-        while not await self._store.try_lock(chat_id, self._owner, ttl):
+        while True:
+            asked = time.monotonic()
+            if await self._store.try_lock(chat_id, self._owner, ttl):
+                rt.lease_until = asked + ttl
+                return True
             if time.monotonic() >= deadline or self._closing:
                 return False
             await asyncio.sleep(min(1.0, ttl / 4))
-        return True
 
     async def _hand_over(self, chat_id: int, rt: ChatRuntime) -> None:
         """Another process holds the chat: it runs the messages waiting here, whose users
@@ -257,15 +261,18 @@ class ChatQueue:
 
         A message's `handle` returns once the next one is taken or the lock is released,
         so whoever it answers finds the chat free when nothing else waits."""
-        renewer = asyncio.create_task(self._renew_lock(chat_id))
+        renewer = asyncio.create_task(self._renew_lock(chat_id, rt))
         ran: Entry | None = None
         try:
             resumed = await self._resume_orphans(chat_id, rt)
             while True:
+                asked = time.monotonic()
                 taken = await self._store.take_queued(
                     chat_id, self._owner, self._settings.lock_ttl_s
                 )
-                if not taken.held:
+                if taken.held:
+                    rt.lease_until = asked + self._settings.lock_ttl_s
+                else:
                     log.warning("chat lock lost, leaving its queue", extra={"chat_id": chat_id})
                     return
                 if taken.item is None:
@@ -352,16 +359,26 @@ class ChatQueue:
             if finish:
                 _finish(entry)
 
-    async def _renew_lock(self, chat_id: int) -> None:
+    async def _renew_lock(self, chat_id: int, rt: ChatRuntime) -> None:
+        """Keep the chat's lock while its work lasts. A lock found lost is never taken
+        again: another process may hold the chat, so the job here is stopped."""
         ttl = self._settings.lock_ttl_s
         while True:
             await asyncio.sleep(ttl / 3)
+            asked = time.monotonic()
             try:
-                if not await self._store.renew_lock(chat_id, self._owner, ttl):
-                    log.warning("chat lock lost, taking it again", extra={"chat_id": chat_id})
-                    await self._store.try_lock(chat_id, self._owner, ttl)
+                held = await self._store.renew_lock(chat_id, self._owner, ttl)
             except Exception:
                 log.warning("chat lock renewal failed", extra={"chat_id": chat_id}, exc_info=True)
+                continue  # the lease runs out on its own if this lasts
+            if held:
+                rt.lease_until = asked + ttl
+                continue
+            log.warning("chat lock lost, stopping its job", extra={"chat_id": chat_id})
+            rt.lease_until = 0.0
+            if rt.current is not None:
+                rt.current.cancel()
+            return
 
     async def _run_entry(self, chat_id: int, entry: Entry, rt: ChatRuntime) -> None:
         """One job with every failure turned into a reply; a /cancel ends it politely."""
@@ -373,7 +390,8 @@ class ChatQueue:
             await safe_send(entry.out, SendText(apology(exc, fallback_lang(entry.msg), ref)))
             return
         lang = lang_for(state, entry.msg) if entry.msg else (entry.resume or _NO_PENDING).lang
-        turn = Turn(chat_id=chat_id, out=entry.out, lang=lang, state=state, rt=rt)
+        out = FencedOutbox(entry.out, rt)
+        turn = Turn(chat_id=chat_id, out=out, lang=lang, state=state, rt=rt)
         try:
             if entry.msg is not None:
                 await self._states.persist_lang(turn)

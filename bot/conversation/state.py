@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,16 @@ from bot.conversation.text import draft_of, pick_lang
 from bot.io import Inbound, Outbox
 from bot.store import ChatState, ChatStore, PendingExport
 
-__all__ = ["ChatRuntime", "ChatStates", "Entry", "Turn", "lang_for", "new_ref", "safe_send"]
+__all__ = [
+    "ChatRuntime",
+    "ChatStates",
+    "Entry",
+    "FencedOutbox",
+    "Turn",
+    "lang_for",
+    "new_ref",
+    "safe_send",
+]
 
 # Every part of the conversation logs under one name, so its lines are found together.
 log = logging.getLogger("bot.conversation")
@@ -49,6 +59,9 @@ class ChatRuntime:
     cancel_requested: bool = False
     cancel_reported: bool = False
     last_out: Outbox | None = None
+    # Until when (time.monotonic()) the chat's lock is surely still ours: past it, another
+    # process may hold the chat, so a job here must not do anything more.
+    lease_until: float = 0.0
 
 
 @dataclass
@@ -142,6 +155,22 @@ class ChatStates:
         claimed = await self.store.claim_pending(turn.chat_id, render_id)
         turn.state.pending = [p for p in turn.state.pending if p.render_id != render_id]
         return claimed
+
+
+class FencedOutbox:
+    """A job's outbox that sends only while the chat's lock is surely held; past the
+    lease, the job is stopped (cancelled) before anything reaches the user, since another
+    process may be running the chat by now."""
+
+    def __init__(self, out: Outbox, rt: ChatRuntime) -> None:
+        self._out = out
+        self._rt = rt
+
+    async def send(self, op: Any) -> None:
+        if time.monotonic() >= self._rt.lease_until:
+            log.warning("chat lock lapsed, job stopped before its next answer")
+            raise asyncio.CancelledError
+        await self._out.send(op)
 
 
 def lang_for(state: ChatState, msg: Inbound | None) -> str:
