@@ -86,9 +86,9 @@ def build_store(settings: Settings) -> ChatStore:
         pool = BlockingConnectionPool.from_url(
             settings.redis_url,
             max_connections=settings.redis_max_connections,
-            timeout=10,
-            socket_connect_timeout=5,
-            socket_timeout=10,
+            timeout=settings.redis_timeout_s,
+            socket_connect_timeout=min(5.0, settings.redis_timeout_s),
+            socket_timeout=settings.redis_timeout_s,
             health_check_interval=30,
         )
         return RedisChatStore(Redis(connection_pool=pool), settings.redis_namespace, idle_s)

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     idle_chat_ttl_days: float = Field(default=30, gt=0)
     lock_ttl_s: float = Field(default=60, gt=0)
     redis_max_connections: int = Field(default=64, ge=1)
+    # A Redis call that takes longer fails, and the webhook answers 503 so Telegram sends
+    # the update again: it must stay well below the webhook's 25 s (ACCEPT_TIMEOUT_S).
+    redis_timeout_s: float = Field(default=10, gt=0, lt=25)
     sweep_interval_s: float = Field(default=5, gt=0)
 
     # Operations

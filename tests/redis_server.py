@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -69,6 +70,15 @@ class RedisProcess:
             time.sleep(0.05)
         return self
 
+    def freeze(self) -> None:
+        """SIGSTOP: the server stalls; clients' calls wait on it."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL: no shutdown, only what the append-only file already holds survives."""
         if self._proc is not None:
@@ -78,6 +88,7 @@ class RedisProcess:
 
     def stop(self) -> None:
         if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
             self._proc.terminate()
             self._proc.wait(10)
             self._proc = None

@@ -68,7 +68,9 @@ def sim_config() -> SimConfig:
     )
 
 
-async def start_replica(api: FakeBotApi, sim: Simulator, redis_url: str, ns: str) -> Replica:
+async def start_replica(
+    api: FakeBotApi, sim: Simulator, redis_url: str, ns: str, **env_extra: str
+) -> Replica:
     port = free_port()
     env = {
         **os.environ,
@@ -85,6 +87,7 @@ async def start_replica(api: FakeBotApi, sim: Simulator, redis_url: str, ns: str
         "RATE_LIMIT_WAIT_S": "0.05",
         "LOG_LEVEL": "WARNING",
         "WEBHOOK_LISTEN": "127.0.0.1",
+        **env_extra,
     }
     env.pop("NEMO_TOKEN", None)
     process = await asyncio.create_subprocess_exec(
