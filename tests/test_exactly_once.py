@@ -187,3 +187,46 @@ async def test_a_job_that_lost_its_lock_stops_before_its_next_answer(
         assert "Generated a 5s clip" not in rest.decode(), rest.decode()
         assert "Traceback" not in errors.decode()
         assert await redis_store.lock_holder(chat_id) is None
+
+
+async def test_a_message_that_never_reached_the_backend_runs_after_a_crash(
+    redis_url: str, namespace: str, redis_store: RedisChatStore, tmp_path: Path
+) -> None:
+    """The bot is killed (SIGKILL) while its message waits for a token, before anything
+    was asked of the agent: the next process runs it instead of calling it interrupted."""
+    chat_id = 4444
+    async with Simulator(quick_sim_config()) as sim:
+        env = chat_env(sim.base_url, redis_url, namespace)
+        args = [sys.executable, "-m", "bot", "chat", "--chat-id", str(chat_id), "--lang", "en"]
+        sim.set_fault("slow", seconds=30.0, path="/api/auth/anonymous-token")
+        first = await asyncio.create_subprocess_exec(
+            *args,
+            env=env,
+            cwd=tmp_path,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            assert first.stdin is not None
+            first.stdin.write(b"make a 5 second video of a meadow\n")
+            await first.stdin.drain()
+            await until(lambda: sim.requests_to("/api/auth/anonymous-token"))
+        finally:
+            first.kill()
+            await first.wait()
+        sim.clear_faults()
+        second = await asyncio.create_subprocess_exec(
+            *args,
+            env=env,
+            cwd=tmp_path,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, errors = await asyncio.wait_for(second.communicate(), 60)
+        text = out.decode()
+        assert second.returncode == 0, errors.decode()[-2000:]
+        assert "Generated a 5s clip" in text, text
+        assert "⚠️" not in text
+        assert len(sim.requests_to("/run_sse")) == 1, "the agent got the message once"

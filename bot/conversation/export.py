@@ -49,6 +49,7 @@ class Exports:
             Progress(ref, t("export_progress", turn.lang, percent=0, elapsed=fmt_elapsed(0)))
         )
         await turn.out.send(ChatAction("upload_video"))
+        await turn.sending()
         job = await api.start_export(sid, project.draft)
         pending = PendingExport(
             render_id=job.id, started_at=time.time(), lang=turn.lang, progress_ref=ref

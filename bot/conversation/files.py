@@ -69,6 +69,7 @@ class Uploads:
             return
         api = await self._sessions.api(turn)
         await turn.out.send(ChatAction("typing"))
+        await turn.sending()
         uploaded = await api.upload_files(session_id(turn), files)
         sizes = [f.size for f in files]
         await self._confirm(turn, uploaded, kinds, sizes, suggest=not has_text)
@@ -77,6 +78,7 @@ class Uploads:
         """Hand links to the session; the service fetches them."""
         api = await self._sessions.api(turn)
         await turn.out.send(ChatAction("typing"))
+        await turn.sending()
         uploaded = await api.upload_urls(session_id(turn), urls)
         await self._confirm(turn, uploaded, [], [], suggest=True)
 

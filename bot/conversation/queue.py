@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from bot.conversation.actions import Actions
@@ -30,7 +30,7 @@ from bot.conversation.text import command_of, snippet
 from bot.io import Inbound, Outbound, Outbox, ReaderFor, SendText, button_action
 from bot.ops.logs import log_context
 from bot.settings import Settings
-from bot.store import PendingExport
+from bot.store import PendingExport, Taken
 from bot.texts import t
 from router import Intent, classify
 
@@ -281,7 +281,7 @@ class ChatQueue:
                     return
                 if ran is not None:
                     _finish(ran)
-                ran = await self._run_item(chat_id, rt, taken.item, taken.leftover, resumed)
+                ran = await self._run_item(chat_id, rt, taken, resumed)
                 await self._store.finish_queued(chat_id, self._owner)
         finally:
             renewer.cancel()
@@ -301,11 +301,11 @@ class ChatQueue:
         return bool(state.pending)
 
     async def _run_item(
-        self, chat_id: int, rt: ChatRuntime, item: str, leftover: bool, resumed: bool
+        self, chat_id: int, rt: ChatRuntime, taken: Taken, resumed: bool
     ) -> Entry | None:
         """One message from the inbox: this process's own, or one another process took."""
         try:
-            token, msg = decode_item(item, self._reader_for)
+            token, msg = decode_item(taken.item or "", self._reader_for)
         except ValueError:
             log.warning("unreadable queued message dropped", extra={"chat_id": chat_id})
             return None
@@ -314,11 +314,12 @@ class ChatQueue:
             label, text = _label_of(msg)
             entry = Entry(out=self._out_for(chat_id, rt), label=label, snippet=text, msg=msg)
             entry.owned = self._outbox_for is not None
-        if not leftover:
+        if not (taken.leftover and taken.sent):
+            # New, or left by a process that stopped before the backend could have it.
             await self._run_job(chat_id, entry, rt, finish=False)
             return entry
-        # Taken by a process that stopped mid-job. A resumed export finishes an export job;
-        # anything else is not run twice: the user is told instead.
+        # The backend may have it from a process that stopped mid-job. A resumed export
+        # finishes an export job; anything else is not run twice: the user is told instead.
         try:
             if not (resumed and entry.label == "job_export"):
                 log.info("interrupted job reported", extra={"chat_id": chat_id})
@@ -380,6 +381,24 @@ class ChatQueue:
                 rt.current.cancel()
             return
 
+    def _marker(self, chat_id: int) -> Callable[[], Awaitable[None]]:
+        """Records, once per job, that its message may reach the backend now; a job whose
+        lock is no longer ours is stopped there, before the request."""
+        marked = False
+
+        async def mark() -> None:
+            nonlocal marked
+            if marked:
+                return
+            if not await self._store.mark_sent(chat_id, self._owner):
+                log.warning(
+                    "chat lock lost, job stopped before sending", extra={"chat_id": chat_id}
+                )
+                raise asyncio.CancelledError
+            marked = True
+
+        return mark
+
     async def _run_entry(self, chat_id: int, entry: Entry, rt: ChatRuntime) -> None:
         """One job with every failure turned into a reply; a /cancel ends it politely."""
         try:
@@ -392,6 +411,8 @@ class ChatQueue:
         lang = lang_for(state, entry.msg) if entry.msg else (entry.resume or _NO_PENDING).lang
         out = FencedOutbox(entry.out, rt)
         turn = Turn(chat_id=chat_id, out=out, lang=lang, state=state, rt=rt)
+        if entry.msg is not None:
+            turn.on_send = self._marker(chat_id)
         try:
             if entry.msg is not None:
                 await self._states.persist_lang(turn)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +74,15 @@ class Turn:
     state: ChatState
     rt: ChatRuntime
     api: NemoApi | None = None
+    # Called before the first request that hands the message to the backend (see `sending`).
+    on_send: Callable[[], Awaitable[None]] | None = None
+
+    async def sending(self) -> None:
+        """Right before a request that changes the project (the agent's turn, a render, an
+        upload, a new session): from here a crash leaves the message ambiguous, since the
+        backend may have it, so it is reported rather than run again."""
+        if self.on_send is not None:
+            await self.on_send()
 
 
 class ChatStates:

@@ -70,6 +70,7 @@ class AgentChat:
         crash: AgentCrash | None = None
         await turn.out.send(ChatAction("typing"))
         watchdog = asyncio.create_task(quiet.watch())
+        await turn.sending()
         self._metrics.streams_open.inc()
         events = api.chat(sid, text)
         try:
