@@ -234,6 +234,17 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "📡 The video service can't be reached right now. Please try again in a few minutes.",
         "📡 暂时连不上视频服务，请过几分钟再试。",
     ),
+    "err_stream_cut": (
+        "📡 The agent's answer was cut off before it finished. I did not resend your "
+        "message; here is what changed in your project:\n{changes}",
+        "📡 智能体的回答在完成前被截断了。我没有重发你的消息；你的项目变化如下：\n{changes}",
+    ),
+    "err_stream_cut_unchanged": (
+        "📡 The agent's answer was cut off before it finished, and your project did not "
+        "change. I did not resend your message; send it again if needed.",
+        "📡 智能体的回答在完成前被截断了，你的项目没有变化。"
+        "我没有重发你的消息；需要的话请再发一次。",
+    ),
     "err_stream_broken": (
         "📡 The connection to the agent broke mid-answer. I did not resend your message; "
         "here is your project now:\n{summary}",

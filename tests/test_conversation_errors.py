@@ -322,3 +322,22 @@ async def test_unknown_failure_is_an_apology_with_a_logged_reference(
     assert "disk on fire" not in texts[0] and "Traceback" not in texts[0]
     # The chat keeps working.
     assert (await h.say("/credits"))[0].startswith("💳 Credits:")
+
+
+async def test_stream_closed_without_turn_complete_is_reported_as_cut(
+    make_harness: HarnessFactory,
+) -> None:
+    """The stream ends cleanly mid-answer, with no turnComplete and no error line: the user
+    is told the answer was cut and what changed, and the message is not sent again."""
+    h = await make_harness()
+    await h.say("/start")
+    h.sim.set_fault("stream_cut", after=3, mode="eof")
+    texts = await h.say("make a 5 second video of the northern lights")
+    assert len(h.sim.requests_to("/run_sse")) == 1, "the message is never sent twice"
+    report = texts[-1]
+    assert report.startswith("📡 The agent's answer was cut off before it finished."), texts
+    assert "Video" in report, report
+    assert (await h.state()).last_draft, "the state read after the cut is kept"
+    h.sim.set_fault("stream_cut", after=1, mode="eof")
+    texts = await h.say("hmm", lang="zh")
+    assert texts[-1].startswith("📡 智能体的回答在完成前被截断了"), texts
