@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["LANGS", "TEXTS", "fmt_duration", "fmt_elapsed", "fmt_size", "normalize_lang", "t"]
+__all__ = [
+    "LANGS",
+    "TEXTS",
+    "fmt_duration",
+    "fmt_elapsed",
+    "fmt_size",
+    "fmt_span",
+    "normalize_lang",
+    "t",
+]
 
 LANGS: Final = ("en", "zh")
 
@@ -121,9 +130,9 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "export_timeout_line": ("⌛ Render took too long", "⌛ 渲染超时"),
     "export_caption": ("Here's your video 🎉", "你的视频做好了 🎉"),
     "export_deadline": (
-        "⌛ The render took longer than {minutes} min, so I stopped it on the server. "
+        "⌛ The render took longer than {duration}, so I stopped it on the server. "
         "Please try /export again later.",
-        "⌛ 渲染超过了 {minutes} 分钟，我已在服务器上停止它。请稍后再试 /export。",
+        "⌛ 渲染超过了 {duration}，我已在服务器上停止它。请稍后再试 /export。",
     ),
     "export_cancelled_remote": (
         "The render was cancelled on the server. /export to start it again.",
@@ -134,6 +143,14 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "or change something first.",
         "❌ 渲染失败{detail}。项目没有变化：可以再试一次 /export，或先修改一下。",
     ),
+    "reason_timeout": ("it took too long on the server", "服务器上耗时过长"),
+    "reason_memory": ("the render server ran out of memory", "渲染服务器内存不足"),
+    "reason_format": (
+        "a file in the project has a format the renderer can't read",
+        "项目中有文件的格式无法渲染",
+    ),
+    "reason_missing": ("a file in the project could not be loaded", "项目中有素材无法加载"),
+    "reason_crash": ("the render worker stopped unexpectedly", "渲染进程意外停止"),
     "upload_ask": (
         "Send me the file here (photo, video or audio), or paste a link to it.\n"
         "Accepted: {formats}. Limits: images {image_mb} MB, videos {video_mb} MB, "
@@ -350,6 +367,17 @@ def fmt_duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s".replace(".0 s", " s")
     return fmt_elapsed(seconds)
+
+
+def fmt_span(seconds: float, lang: str) -> str:
+    """A configured length of time, exactly as set: `15 min`, `1 min 30 s`, `0.8 s`."""
+    minute, second = ("分钟", "秒") if lang == "zh" else (" min", " s")
+    whole_minutes, rest = divmod(round(seconds, 1), 60)
+    rest_text = f"{rest:.1f}".removesuffix(".0") + second
+    if not whole_minutes:
+        return rest_text
+    minutes = f"{int(whole_minutes)}{minute}"
+    return f"{minutes} {rest_text}" if rest else minutes
 
 
 def fmt_size(size: int | None) -> str:

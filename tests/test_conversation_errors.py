@@ -257,11 +257,26 @@ async def test_render_failure(make_harness: HarnessFactory) -> None:
     h.sim.set_fault("render_fail", at=0.3, message="render worker crashed")
     texts = await h.say("/export")
     assert texts == [
-        "❌ The render failed (render worker crashed). Your project is unchanged: "
-        "try /export again, or change something first."
+        "❌ The render failed (the render worker stopped unexpectedly). Your project is "
+        "unchanged: try /export again, or change something first."
     ]
     assert (await h.state()).pending == []
     assert not h.out.videos()
+
+
+async def test_plain_text_render_errors_are_translated(make_harness: HarnessFactory) -> None:
+    """The service's own words (English, with its server paths) never reach the user."""
+    h = await make_harness()
+    await h.say("做一个5秒的城市视频", lang="zh")
+    reason = "Error: ENOENT: no such file or directory, open '/var/task/assets/clip_3.mp4'"
+    h.sim.set_fault("render_fail", at=0.3, message=reason)
+    texts = await h.say("/export", lang="zh")
+    assert texts == [
+        "❌ 渲染失败（项目中有素材无法加载）。项目没有变化：可以再试一次 /export，或先修改一下。"
+    ]
+    h.sim.set_fault("render_fail", at=0.3, message="lambda said: 0x7f3a at /opt/render/x.js:12")
+    texts = await h.say("/export", lang="zh")
+    assert texts == ["❌ 渲染失败。项目没有变化：可以再试一次 /export，或先修改一下。"], "no detail"
 
 
 async def test_unreadable_answer_has_a_reference_in_the_log(

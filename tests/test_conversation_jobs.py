@@ -146,7 +146,7 @@ async def test_export_past_the_deadline_is_cancelled_server_side(
     mark = len(h.out.ops)
     texts = await asyncio.wait_for(h.say("/export"), 10)
     assert texts == [
-        "⌛ The render took longer than 1 min, so I stopped it on the server. "
+        "⌛ The render took longer than 0.6 s, so I stopped it on the server. "
         "Please try /export again later."
     ]
     assert len(h.sim.requests_to("/cancel")) == 1

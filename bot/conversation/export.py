@@ -16,7 +16,7 @@ from bot.io import ChatAction, Progress, SendText, SendVideo
 from bot.ops.metrics import Metrics
 from bot.settings import Settings
 from bot.store import PendingExport
-from bot.texts import fmt_elapsed, t
+from bot.texts import fmt_elapsed, fmt_span, t
 
 __all__ = ["Exports"]
 
@@ -168,8 +168,8 @@ class Exports:
             )
 
     def _deadline_text(self, lang: str) -> str:
-        minutes = max(1, round(self._settings.export_deadline_s / 60))
-        return t("export_deadline", lang, minutes=minutes)
+        duration = fmt_span(self._settings.export_deadline_s, lang)
+        return t("export_deadline", lang, duration=duration)
 
     async def _end(self, turn: Turn, render_id: str, outcome: str) -> bool:
         """Remove the export from the store; False when another job did (and told) it."""
