@@ -99,10 +99,15 @@ class ChatQueue:
             await asyncio.wait(workers)
 
     async def close(self) -> None:
-        """Stop every job; queued messages and pending exports stay in the store."""
+        """Stop every job at once; queued messages and pending exports stay in the store.
+
+        Nothing more reaches the users from the jobs stopped here (their leases end now):
+        whoever takes their chats over runs what was left, or says it was interrupted."""
         self._closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
+        for rt in self._states.runtimes():
+            rt.lease_until = 0.0
         workers = [rt.worker for rt in self._states.runtimes() if rt.worker is not None]
         for worker in workers:
             worker.cancel()

@@ -227,10 +227,11 @@ class TelegramFront:
             log.warning("could not set the command menus: %s", type(exc).__name__)
 
     async def _post_stop(self, application: PTBApp) -> None:
-        """Updates stopped; the bot can still send what stopping jobs have to say."""
-        await self.drain()
+        """Updates stopped: the jobs stop first (their work stays stored), then the calls
+        still waiting on them."""
         if self._on_stop is not None:
             await self._on_stop()
+        await self.drain()
 
     async def _post_shutdown(self, application: PTBApp) -> None:
         if self._renderer is not None:
