@@ -77,6 +77,8 @@ class Actions:
                 await self._set_lang(turn, cmd[1] if cmd else "")
         except Exception as exc:
             await self._errors.reply(turn, exc)
+        finally:
+            self._states.release_if_idle(msg.chat_id)
 
     async def _cancel(self, turn: Turn) -> None:
         rt = turn.rt

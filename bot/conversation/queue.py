@@ -127,7 +127,7 @@ class ChatQueue:
         """Put the message in the chat's shared inbox, tell the user when it has to wait,
         and wait for it when this process runs it."""
         rt = self._states.runtime(msg.chat_id)
-        rt.last_out = out
+        self._states.remember_out(msg.chat_id, out)
         self.start_sweeper()
         label, text = _label_of(msg)
         token = uuid.uuid4().hex
@@ -170,6 +170,7 @@ class ChatQueue:
             await asyncio.shield(entry.done)
         finally:
             rt.waiters.pop(token, None)
+            self._states.release_if_idle(msg.chat_id)
 
     async def _tell(
         self, msg: Inbound, out: Outbox, key: str, *, busy_with: Entry | None = None, **kw: Any
@@ -202,8 +203,7 @@ class ChatQueue:
         for chat_id in await self._store.chats_with_work():
             if self._only is not None and chat_id not in self._only:
                 continue
-            known = self._states.known(chat_id)
-            if self._outbox_for is None and (known is None or known.last_out is None):
+            if self._outbox_for is None and self._states.last_out(chat_id) is None:
                 continue  # no front end attached that could answer this chat
             rt = self._states.runtime(chat_id)
             if rt.worker is None and not self._closing:
@@ -236,6 +236,7 @@ class ChatQueue:
             rt.worker = None
             if not self._closing and any(e.done and not e.done.done() for e in rt.waiters.values()):
                 rt.worker = self._spawn_worker(chat_id, rt)
+            self._states.release_if_idle(chat_id)
 
     async def _lock(self, chat_id: int, rt: ChatRuntime, patience: float) -> bool:
         """Take the chat's lock, trying for up to `patience` seconds."""
@@ -337,8 +338,9 @@ class ChatQueue:
         """Where a job whose front end call is gone answers."""
         if self._outbox_for is not None:
             return self._outbox_for(chat_id)
-        if rt.last_out is not None:
-            return rt.last_out
+        last = self._states.last_out(chat_id)
+        if last is not None:
+            return last
         log.warning("no front end to answer a chat", extra={"chat_id": chat_id})
         return _NOWHERE
 

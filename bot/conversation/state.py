@@ -7,6 +7,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +59,6 @@ class ChatRuntime:
     current_entry: Entry | None = None
     cancel_requested: bool = False
     cancel_reported: bool = False
-    last_out: Outbox | None = None
     # Until when (time.monotonic()) the chat's lock is surely still ours: past it, another
     # process may hold the chat, so a job here must not do anything more.
     lease_until: float = 0.0
@@ -85,12 +85,19 @@ class Turn:
             await self.on_send()
 
 
+# Front end calls remembered to answer chats with no front end attached (the terminal,
+# tests): the most recent chats only, so they do not pile up with every chat ever seen.
+_LAST_OUTS = 4096
+
+
 class ChatStates:
-    """The chats this process knows (their runtimes) and their state in the store."""
+    """The chats this process has work for (their runtimes, dropped once idle) and their
+    state in the store."""
 
     def __init__(self, store: ChatStore) -> None:
         self.store = store
         self._runtimes: dict[int, ChatRuntime] = {}
+        self._last_outs: OrderedDict[int, Outbox] = OrderedDict()
 
     def runtime(self, chat_id: int) -> ChatRuntime:
         rt = self._runtimes.get(chat_id)
@@ -103,6 +110,27 @@ class ChatStates:
 
     def runtimes(self) -> Iterator[ChatRuntime]:
         return iter(list(self._runtimes.values()))
+
+    def release_if_idle(self, chat_id: int) -> None:
+        """Forget the chat's runtime when nothing here runs or waits for it."""
+        rt = self._runtimes.get(chat_id)
+        if (
+            rt is not None
+            and rt.worker is None
+            and rt.current is None
+            and not rt.waiters
+            and not rt.admission.locked()
+        ):
+            del self._runtimes[chat_id]
+
+    def remember_out(self, chat_id: int, out: Outbox) -> None:
+        self._last_outs[chat_id] = out
+        self._last_outs.move_to_end(chat_id)
+        if len(self._last_outs) > _LAST_OUTS:
+            self._last_outs.popitem(last=False)
+
+    def last_out(self, chat_id: int) -> Outbox | None:
+        return self._last_outs.get(chat_id)
 
     async def turn(self, chat_id: int, out: Outbox, msg: Inbound | None) -> Turn:
         """A turn for `chat_id` with its state read now and the language to answer in."""
