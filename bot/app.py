@@ -12,16 +12,23 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 
 from backend import ClientConfig, NemoClient
 from backend.transport import backend_transport
 from bot.conversation import Conversation
 from bot.ops.metrics import Metrics, endpoint_label
-from bot.settings import Settings
+from bot.settings import CLUSTER_SCHEMES, Settings
 from bot.store import ChatStore, MemoryChatStore, RedisChatStore
 
-__all__ = ["App", "LoggedTransport", "build_app", "build_store", "client_config"]
+__all__ = [
+    "App",
+    "LoggedTransport",
+    "build_app",
+    "build_store",
+    "client_config",
+    "redis_client",
+]
 
 log = logging.getLogger(__name__)
 backend_log = logging.getLogger("bot.backend")
@@ -82,18 +89,32 @@ def build_store(settings: Settings) -> ChatStore:
     """Redis when REDIS_URL is set; otherwise memory, which forgets everything on exit."""
     idle_s = settings.idle_chat_ttl_days * 86400
     if settings.redis_url:
-        # A blocking pool makes a burst wait for a free connection instead of failing.
-        pool = BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=settings.redis_max_connections,
-            timeout=settings.redis_timeout_s,
-            socket_connect_timeout=min(5.0, settings.redis_timeout_s),
-            socket_timeout=settings.redis_timeout_s,
-            health_check_interval=30,
-        )
-        return RedisChatStore(Redis(connection_pool=pool), settings.redis_namespace, idle_s)
+        return RedisChatStore(redis_client(settings), settings.redis_namespace, idle_s)
     log.warning("no REDIS_URL: chat state is kept in memory and is not persistent")
     return MemoryChatStore(idle_s)
+
+
+def redis_client(settings: Settings) -> Redis | RedisCluster:
+    """The Redis client REDIS_URL names: one server, or a Redis Cluster through any node."""
+    url = settings.redis_url or ""
+    timeout = settings.redis_timeout_s
+    if url.startswith(CLUSTER_SCHEMES):
+        return RedisCluster.from_url(
+            url.replace("+cluster", "", 1),
+            max_connections=settings.redis_max_connections,
+            socket_connect_timeout=min(5.0, timeout),
+            socket_timeout=timeout,
+        )
+    # A blocking pool makes a burst wait for a free connection instead of failing.
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=settings.redis_max_connections,
+        timeout=timeout,
+        socket_connect_timeout=min(5.0, timeout),
+        socket_timeout=timeout,
+        health_check_interval=30,
+    )
+    return Redis(connection_pool=pool)
 
 
 @dataclass

@@ -15,6 +15,10 @@ DEFAULT_API_BASE = "https://mega-api-prod.nemovideo.ai"
 IdList = Annotated[list[int], NoDecode]
 
 
+# REDIS_URL schemes that name a Redis Cluster (any of its nodes) rather than one server.
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
 class Settings(BaseSettings):
     """Every setting of the product; the README lists each with its default."""
 
@@ -95,8 +99,11 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: str | None) -> str | None:
         if not value:
             return None
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        if not value.startswith((*CLUSTER_SCHEMES, "redis://", "rediss://", "unix://")):
+            raise ValueError(
+                "must start with redis://, rediss://, unix:// or (a Redis Cluster) "
+                "redis+cluster:// or rediss+cluster://"
+            )
         return value
 
     def upload_limits(self) -> UploadLimits:

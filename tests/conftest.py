@@ -7,10 +7,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from bot.store import MemoryChatStore, RedisChatStore
-from tests.redis_server import RedisProcess, answers
+from tests.redis_server import ClusterProcesses, RedisProcess, answers
 
 
 @pytest.fixture(scope="session")
@@ -53,10 +53,37 @@ def redis_store(redis_client: Redis, namespace: str) -> RedisChatStore:
     return RedisChatStore(redis_client, namespace)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterProcesses]:
+    """A real three-master Redis Cluster for the whole run."""
+    cluster = ClusterProcesses().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+async def cluster_client(
+    redis_cluster: ClusterProcesses, namespace: str
+) -> AsyncIterator[RedisCluster]:
+    client = RedisCluster.from_url(redis_cluster.url.replace("+cluster", "", 1))
+    try:
+        yield client
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=500)]
+        for key in keys:
+            await client.delete(key)
+        await client.aclose()
+
+
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def store(request: pytest.FixtureRequest) -> MemoryChatStore | RedisChatStore:
-    """The same contract, run against both stores."""
+    """The same contract, run against every store: memory, one Redis, a Redis Cluster."""
     if request.param == "memory":
         return MemoryChatStore()
+    if request.param == "cluster":
+        client = request.getfixturevalue("cluster_client")
+        return RedisChatStore(client, request.getfixturevalue("namespace"))
     result: RedisChatStore = request.getfixturevalue("redis_store")
     return result

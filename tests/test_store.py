@@ -8,6 +8,8 @@ import time
 import pytest
 from redis.asyncio import Redis
 
+from bot.app import build_store
+from bot.settings import load_settings
 from bot.store import (
     ChatState,
     ChatStore,
@@ -18,6 +20,7 @@ from bot.store import (
     StoreUnavailable,
     Taken,
 )
+from tests.redis_server import ClusterProcesses
 
 
 def full_state(chat_id: int = 42) -> ChatState:
@@ -296,3 +299,34 @@ async def test_writes_to_different_parts_never_undo_each_other(
         await first.delete(3)
         await first.aclose()
         await second.aclose()
+
+
+async def test_a_cluster_url_gives_a_store_spread_over_the_cluster(
+    redis_cluster: ClusterProcesses, namespace: str
+) -> None:
+    """REDIS_URL=redis+cluster://… : the bot's store on a real three-master cluster, each
+    chat's keys on one slot and the chats spread over the masters."""
+    settings = load_settings(redis_url=redis_cluster.url, redis_namespace=namespace)
+    store = build_store(settings)
+    try:
+        states = [full_state(chat) for chat in range(1, 31)]
+        for state in states:
+            await put(store, state)
+            chat = state.chat_id
+            assert (await store.enqueue(chat, "hi", limit=5, update_id=chat)).length == 1
+        assert await store.chats_with_pending() == list(range(1, 31))
+        assert await store.load(17) == states[16]
+        holders = set()
+        for node in redis_cluster.nodes:
+            plain = Redis.from_url(node.url)
+            keys = [k.decode() async for k in plain.scan_iter(match=f"{namespace}:chat:*")]
+            await plain.aclose()
+            tags = {k.split("{", 1)[1].split("}", 1)[0] for k in keys}
+            holders |= {(tag, node.port) for tag in tags}
+        ports_of = {tag: {p for t, p in holders if t == tag} for tag, _ in holders}
+        assert all(len(ports) == 1 for ports in ports_of.values()), "one node per chat"
+        assert len({p for _, p in holders}) == 3, "chats on every master"
+    finally:
+        for chat in range(1, 31):
+            await store.delete(chat)
+        await store.aclose()
