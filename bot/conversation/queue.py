@@ -388,19 +388,16 @@ class ChatQueue:
                 rt.current.cancel()
             return
 
-    def _marker(self, chat_id: int) -> Callable[[], Awaitable[None]]:
-        """Records, once per job, that its message may reach the backend now; a job whose
-        lock is no longer ours is stopped there, before the request."""
+    def _marker(self, chat_id: int, rt: ChatRuntime) -> Callable[[], Awaitable[None]]:
+        """Before each request that hands the message to the backend: the first records
+        it in the store, and a job whose lock is no longer surely ours stops there."""
         marked = False
 
         async def mark() -> None:
             nonlocal marked
-            if marked:
-                return
-            if not await self._store.mark_sent(chat_id, self._owner):
-                log.warning(
-                    "chat lock lost, job stopped before sending", extra={"chat_id": chat_id}
-                )
+            lapsed = time.monotonic() >= rt.lease_until
+            if lapsed or not (marked or await self._store.mark_sent(chat_id, self._owner)):
+                log.warning("chat lock lost, job stopped", extra={"chat_id": chat_id})
                 raise asyncio.CancelledError
             marked = True
 
@@ -419,7 +416,7 @@ class ChatQueue:
         out = FencedOutbox(entry.out, rt)
         turn = Turn(chat_id=chat_id, out=out, lang=lang, state=state, rt=rt)
         if entry.msg is not None:
-            turn.on_send = self._marker(chat_id)
+            turn.on_send = self._marker(chat_id, rt)
         try:
             if entry.msg is not None:
                 await self._states.persist_lang(turn)
