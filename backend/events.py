@@ -77,6 +77,14 @@ ChatEvent = (
 
 _KEEPALIVE = KeepAlive()
 _TURN_COMPLETE = TurnComplete()
+
+
+def announced_by_agent(event: TurnComplete) -> bool:
+    """True when the agent said its turn was complete; False for the TurnComplete the
+    client reports at a clean close that came without one (the answer may be cut)."""
+    return event is _TURN_COMPLETE
+
+
 _KEEPALIVE_TYPES = frozenset({"heartbeat", "ping", "keepalive", "keep-alive", "keep_alive"})
 # A crash line that is not valid JSON: pull the message out of `"error": "…"` (or single quotes).
 _ERROR_FIELD = re.compile(r"""["']error["']\s*:\s*(?:"((?:[^"\\]|\\.)*)|'((?:[^'\\]|\\.)*))""")

@@ -266,9 +266,9 @@ async def streams(quick: bool, redis_url: str) -> dict[str, Any]:
     try:
         await bot.start()
         await asyncio.sleep(2)
-        idle_before = lag_histogram(await bot.ops.metrics())
+        idle_before = lag_histogram(await bot.metrics())
         await asyncio.sleep(5)
-        idle_after = lag_histogram(await bot.ops.metrics())
+        idle_after = lag_histogram(await bot.metrics())
         result["idle_lag_p50_ms"] = quantile_from_buckets(idle_before, idle_after, 0.5) * 1e3
         result["idle_lag_p99_ms"] = quantile_from_buckets(idle_before, idle_after, 0.99) * 1e3
         result["rss_idle_mb"] = bot.status("VmRSS") / 1024
@@ -291,7 +291,7 @@ async def streams(quick: bool, redis_url: str) -> dict[str, Any]:
         marks = {u.id: len(api.by_chat[u.id]) for u in users}
         quiet_harness()
         sim.set_fault("quiet_stream", times=None, seconds=hold, every=every)
-        before = lag_histogram(await bot.ops.metrics())
+        before = lag_histogram(await bot.metrics())
         cpu0 = bot.cpu_s()
         t0 = time.monotonic()
         for user in users:
@@ -316,7 +316,7 @@ async def streams(quick: bool, redis_url: str) -> dict[str, Any]:
         first_answer: float | None = None
         finished: list[int] = []
         while time.monotonic() < deadline:
-            metrics = await bot.ops.metrics()
+            metrics = await bot.metrics()
             peak_open = max(peak_open, gauge(metrics, "nemobot_streams_open"))
             rss_samples.append(bot.status("VmRSS") / 1024)
             finished = answered()
@@ -326,8 +326,8 @@ async def streams(quick: bool, redis_url: str) -> dict[str, Any]:
                 break
             await asyncio.sleep(1.0)
         total_s = time.monotonic() - t0
-        after = lag_histogram(await bot.ops.metrics())
-        metrics = await bot.ops.metrics()
+        after = lag_histogram(await bot.metrics())
+        metrics = await bot.metrics()
         result.update(
             pushed_s=pushed_s,
             answered=len(finished),
@@ -527,7 +527,7 @@ async def credits_paced(
     api: LoadApi, bot: BotProcess, users: list[Any], rate: float, count: int, limit_s: float
 ) -> dict[str, Any]:
     quiet_harness()
-    before = await bot.ops.metrics()
+    before = await bot.metrics()
     burst = Burst(api, users)
     t0 = time.monotonic()
     for i in range(count):
@@ -538,7 +538,7 @@ async def credits_paced(
         burst.push(i)
     done = await wait_until(lambda: burst.replies >= count, limit_s, 0.02)
     burst.close()
-    after = await bot.ops.metrics()
+    after = await bot.metrics()
     gc0, gc1 = gc_pauses(before), gc_pauses(after)
     lag0, lag1 = lag_histogram(before), lag_histogram(after)
     return {

@@ -13,16 +13,23 @@ import time
 from dataclasses import dataclass, field
 
 import httpx
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 
 from backend import ClientConfig, NemoClient, build_client
 from bot.conversation import Conversation
 from bot.ops.metrics import Metrics, endpoint_label
-from bot.settings import SecretUrl, Settings
+from bot.settings import CLUSTER_SCHEMES, SecretUrl, Settings
 from bot.store import ChatStore, RedisChatStore
 from bot.store.embedded import EmbeddedRedis
 
-__all__ = ["App", "LoggedTransport", "build_app", "build_store", "client_config"]
+__all__ = [
+    "App",
+    "LoggedTransport",
+    "build_app",
+    "build_store",
+    "client_config",
+    "redis_client",
+]
 
 log = logging.getLogger(__name__)
 backend_log = logging.getLogger("bot.backend")
@@ -83,17 +90,31 @@ def build_store(settings: Settings) -> ChatStore:
     """The chat store on REDIS_URL (`build_app` fills it in with the embedded server)."""
     if settings.redis_url is None:
         raise ValueError("build_store needs REDIS_URL; build_app starts the embedded server")
+    idle_s = settings.idle_chat_ttl_days * 86400
+    return RedisChatStore(redis_client(settings), settings.redis_namespace, idle_s)
+
+
+def redis_client(settings: Settings) -> Redis | RedisCluster:
+    """The Redis client REDIS_URL names: one server, or a Redis Cluster through any node."""
+    url = settings.redis_url.get_secret_value() if settings.redis_url else ""
+    timeout = settings.redis_timeout_s
+    if url.startswith(CLUSTER_SCHEMES):
+        return RedisCluster.from_url(
+            url.replace("+cluster", "", 1),
+            max_connections=settings.redis_max_connections,
+            socket_connect_timeout=min(5.0, timeout),
+            socket_timeout=timeout,
+        )
     # A blocking pool makes a burst wait for a free connection instead of failing.
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url.get_secret_value(),
+        url,
         max_connections=settings.redis_max_connections,
-        timeout=10,
-        socket_connect_timeout=5,
-        socket_timeout=10,
+        timeout=timeout,
+        socket_connect_timeout=min(5.0, timeout),
+        socket_timeout=timeout,
         health_check_interval=30,
     )
-    idle_s = settings.idle_chat_ttl_days * 86400
-    return RedisChatStore(Redis(connection_pool=pool), settings.redis_namespace, idle_s)
+    return Redis(connection_pool=pool)
 
 
 @dataclass

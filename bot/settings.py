@@ -17,6 +17,10 @@ DEFAULT_API_BASE = "https://mega-api-prod.nemovideo.ai"
 IdList = Annotated[list[int], NoDecode]
 
 
+# REDIS_URL schemes that name a Redis Cluster (any of its nodes) rather than one server.
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
 class SecretUrl(SecretStr):
     """A URL that may carry a password: shown everywhere with the password masked."""
 
@@ -75,6 +79,9 @@ class Settings(BaseSettings):
     idle_chat_ttl_days: float = Field(default=30, gt=0)
     lock_ttl_s: float = Field(default=60, gt=0)
     redis_max_connections: int = Field(default=64, ge=1)
+    # A Redis call that takes longer fails, and the webhook answers 503 so Telegram sends
+    # the update again: it must stay well below the webhook's 25 s (ACCEPT_TIMEOUT_S).
+    redis_timeout_s: float = Field(default=10, gt=0, lt=25)
     sweep_interval_s: float = Field(default=5, gt=0)
 
     # Operations
@@ -115,8 +122,13 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: SecretUrl | None) -> SecretUrl | None:
         if value is None or not value.get_secret_value():
             return None
-        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        if not value.get_secret_value().startswith(
+            (*CLUSTER_SCHEMES, "redis://", "rediss://", "unix://")
+        ):
+            raise ValueError(
+                "must start with redis://, rediss://, unix:// or (a Redis Cluster) "
+                "redis+cluster:// or rediss+cluster://"
+            )
         return value
 
     def secret_values(self) -> list[str]:

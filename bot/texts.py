@@ -23,6 +23,7 @@ __all__ = [
     "fmt_duration",
     "fmt_elapsed",
     "fmt_size",
+    "fmt_span",
     "localize",
     "normalize_lang",
     "progress_bar",
@@ -166,9 +167,9 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "再发一次 /export 会重新渲染。",
     ),
     "export_deadline": (
-        "⌛ The render took longer than {minutes} min, so I stopped it on the server. "
+        "⌛ The render took longer than {duration}, so I stopped it on the server. "
         "Please try /export again later.",
-        "⌛ 渲染超过了 {minutes} 分钟，我已在服务器上停止它。请稍后再试 /export。",
+        "⌛ 渲染超过了 {duration}，我已在服务器上停止它。请稍后再试 /export。",
     ),
     "export_cancelled_remote": (
         "The render was cancelled on the server. /export to start it again.",
@@ -179,6 +180,14 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "or change something first.",
         "❌ 渲染失败{detail}。项目没有变化：可以再试一次 /export，或先修改一下。",
     ),
+    "reason_timeout": ("it took too long on the server", "服务器上耗时过长"),
+    "reason_memory": ("the render server ran out of memory", "渲染服务器内存不足"),
+    "reason_format": (
+        "a file in the project has a format the renderer can't read",
+        "项目中有文件的格式无法渲染",
+    ),
+    "reason_missing": ("a file in the project could not be loaded", "项目中有素材无法加载"),
+    "reason_crash": ("the render worker stopped unexpectedly", "渲染进程意外停止"),
     "upload_ask": (
         "Send me the file here (photo, video or audio), or paste a link to it.\n"
         "Accepted: {formats}. Limits: images {image_mb} MB, videos {video_mb} MB, "
@@ -291,6 +300,17 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     "err_unavailable": (
         "📡 The video service can't be reached right now. Please try again in a few minutes.",
         "📡 暂时连不上视频服务，请过几分钟再试。",
+    ),
+    "err_stream_cut": (
+        "📡 The agent's answer was cut off before it finished. I did not resend your "
+        "message; here is what changed in your project:\n{changes}",
+        "📡 智能体的回答在完成前被截断了。我没有重发你的消息；你的项目变化如下：\n{changes}",
+    ),
+    "err_stream_cut_unchanged": (
+        "📡 The agent's answer was cut off before it finished, and your project did not "
+        "change. I did not resend your message; send it again if needed.",
+        "📡 智能体的回答在完成前被截断了，你的项目没有变化。"
+        "我没有重发你的消息；需要的话请再发一次。",
     ),
     "err_stream_broken": (
         "📡 The connection to the agent broke mid-answer. I did not resend your message; "
@@ -490,6 +510,17 @@ def fmt_duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f} s".replace(".0 s", " s")
     return fmt_elapsed(seconds)
+
+
+def fmt_span(seconds: float, lang: str) -> str:
+    """A configured length of time, exactly as set: `15 min`, `1 min 30 s`, `0.8 s`."""
+    minute, second = ("分钟", "秒") if lang == "zh" else (" min", " s")
+    whole_minutes, rest = divmod(round(seconds, 1), 60)
+    rest_text = f"{rest:.1f}".removesuffix(".0") + second
+    if not whole_minutes:
+        return rest_text
+    minutes = f"{int(whole_minutes)}{minute}"
+    return f"{minutes} {rest_text}" if rest else minutes
 
 
 def fmt_size(size: int | None) -> str:

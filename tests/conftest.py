@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from bot.store import RedisChatStore
-from tests.redis_server import RedisProcess, answers
+from tests.redis_server import ClusterProcesses, RedisProcess, answers
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -67,7 +67,36 @@ def redis_store(redis_client: Redis, namespace: str) -> RedisChatStore:
     return RedisChatStore(redis_client, namespace)
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterProcesses]:
+    """A real three-master Redis Cluster for the whole run."""
+    cluster = ClusterProcesses().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
-def store(redis_store: RedisChatStore) -> RedisChatStore:
-    """The store contract, run against Redis as every front end uses it."""
-    return redis_store
+async def cluster_client(
+    redis_cluster: ClusterProcesses, namespace: str
+) -> AsyncIterator[RedisCluster]:
+    client = RedisCluster.from_url(redis_cluster.url.replace("+cluster", "", 1))
+    try:
+        yield client
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=500)]
+        for key in keys:
+            await client.delete(key)
+        await client.aclose()
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def store(request: pytest.FixtureRequest) -> RedisChatStore:
+    """The same contract, run against one Redis (as every front end uses it, the embedded
+    server included) and a Redis Cluster."""
+    if request.param == "cluster":
+        client = request.getfixturevalue("cluster_client")
+        return RedisChatStore(client, request.getfixturevalue("namespace"))
+    result: RedisChatStore = request.getfixturevalue("redis_store")
+    return result

@@ -257,11 +257,26 @@ async def test_render_failure(make_harness: HarnessFactory) -> None:
     h.sim.set_fault("render_fail", at=0.3, message="render worker crashed")
     texts = await h.say("/export")
     assert texts == [
-        "❌ The render failed (render worker crashed). Your project is unchanged: "
-        "try /export again, or change something first."
+        "❌ The render failed (the render worker stopped unexpectedly). Your project is "
+        "unchanged: try /export again, or change something first."
     ]
     assert (await h.state()).pending == []
     assert not h.out.videos()
+
+
+async def test_plain_text_render_errors_are_translated(make_harness: HarnessFactory) -> None:
+    """The service's own words (English, with its server paths) never reach the user."""
+    h = await make_harness()
+    await h.say("做一个5秒的城市视频", lang="zh")
+    reason = "Error: ENOENT: no such file or directory, open '/var/task/assets/clip_3.mp4'"
+    h.sim.set_fault("render_fail", at=0.3, message=reason)
+    texts = await h.say("/export", lang="zh")
+    assert texts == [
+        "❌ 渲染失败（项目中有素材无法加载）。项目没有变化：可以再试一次 /export，或先修改一下。"
+    ]
+    h.sim.set_fault("render_fail", at=0.3, message="lambda said: 0x7f3a at /opt/render/x.js:12")
+    texts = await h.say("/export", lang="zh")
+    assert texts == ["❌ 渲染失败。项目没有变化：可以再试一次 /export，或先修改一下。"], "no detail"
 
 
 async def test_unreadable_answer_has_a_reference_in_the_log(
@@ -322,3 +337,22 @@ async def test_unknown_failure_is_an_apology_with_a_logged_reference(
     assert "disk on fire" not in texts[0] and "Traceback" not in texts[0]
     # The chat keeps working.
     assert (await h.say("/credits"))[0].startswith("💳 Credits:")
+
+
+async def test_stream_closed_without_turn_complete_is_reported_as_cut(
+    make_harness: HarnessFactory,
+) -> None:
+    """The stream ends cleanly mid-answer, with no turnComplete and no error line: the user
+    is told the answer was cut and what changed, and the message is not sent again."""
+    h = await make_harness()
+    await h.say("/start")
+    h.sim.set_fault("stream_cut", after=3, mode="eof")
+    texts = await h.say("make a 5 second video of the northern lights")
+    assert len(h.sim.requests_to("/run_sse")) == 1, "the message is never sent twice"
+    report = texts[-1]
+    assert report.startswith("📡 The agent's answer was cut off before it finished."), texts
+    assert "Video" in report, report
+    assert (await h.state()).last_draft, "the state read after the cut is kept"
+    h.sim.set_fault("stream_cut", after=1, mode="eof")
+    texts = await h.say("hmm", lang="zh")
+    assert texts[-1].startswith("📡 智能体的回答在完成前被截断了"), texts

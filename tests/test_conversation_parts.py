@@ -17,7 +17,7 @@ from bot.conversation.text import asks_for_export, command_of, pick_lang, tool_h
 from bot.io import Inbound, Stream, button_action
 from bot.settings import load_settings
 from bot.store import RedisChatStore
-from bot.texts import TEXTS, fmt_size, t
+from bot.texts import TEXTS, fmt_size, fmt_span, t
 from tests.conversation_fixtures import HarnessFactory, harnesses
 
 MB = 1024 * 1024
@@ -159,3 +159,15 @@ async def test_two_replicas_take_turns_on_one_chat(make_harness: HarnessFactory)
         "⏳ I'm in the middle of a step that can't be stopped from here; it ends shortly."
     ]
     assert len(a.sim.requests_to("/run_sse")) == 2
+
+
+def test_a_configured_time_is_said_as_configured() -> None:
+    assert [fmt_span(s, "en") for s in (0.8, 45, 60, 90, 900, 3600)] == [
+        "0.8 s",
+        "45 s",
+        "1 min",
+        "1 min 30 s",
+        "15 min",
+        "60 min",
+    ]
+    assert fmt_span(90, "zh") == "1分钟 30秒"

@@ -83,6 +83,8 @@ def test_compose_has_bot_redis_volume_and_healthchecks() -> None:
     assert "healthcheck" in redis
     assert services["bot"]["depends_on"]["redis"]["condition"] == "service_healthy"
     assert services["bot"]["environment"]["REDIS_URL"].startswith("redis://redis:")
+    grace = services["bot"]["stop_grace_period"]
+    assert grace.endswith("s") and float(grace[:-1]) > 10, "more than the 10 s a stop takes"
 
 
 def test_dockerfile_runs_as_non_root_without_build_stage_tools() -> None:

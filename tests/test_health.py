@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import time
+import uuid
+from pathlib import Path
 
 import httpx
+import yaml
 from aiohttp import web
 from redis.asyncio import Redis
 
+from backend.sim import Simulator
 from bot.ops.health import serve_health
 from bot.ops.metrics import Metrics, endpoint_label
 from bot.store import RedisChatStore
+from tests.fake_botapi import FakeBotApi
 from tests.redis_server import RedisProcess, free_port
+from tests.test_replicas import listening, sim_config, start_replica
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_endpoint_label_folds_ids() -> None:
@@ -120,3 +130,44 @@ async def test_readyz_answers_at_once_when_redis_is_paused() -> None:
         await store.aclose()
         await admin.aclose()
         server.stop()
+
+
+async def test_the_compose_healthcheck_passes_a_live_bot_and_fails_a_stuck_one(
+    redis_url: str,
+) -> None:
+    """The healthcheck command of docker-compose.yml, run as Docker runs it, against a real
+    `nemobot run --webhook` on METRICS_PORT: passes; the same bot frozen (SIGSTOP): fails."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    bot = compose["services"]["bot"]
+    kind, python, *args = bot["healthcheck"]["test"]
+    assert (kind, python) == ("CMD", "python")
+    port = free_port()
+    probe = [
+        sys.executable,
+        *(a.replace(bot["environment"]["METRICS_PORT"], str(port)) for a in args),
+    ]
+    ns = f"nemobot-test:{uuid.uuid4().hex[:12]}"
+    async with FakeBotApi() as api, Simulator(sim_config()) as sim:
+        replica = await start_replica(api, sim, redis_url, ns, METRICS_PORT=str(port))
+        try:
+            await api.wait_for(lambda: listening(port), 60, "the health port")
+
+            async def healthcheck() -> int:
+                run = await asyncio.create_subprocess_exec(
+                    *probe, stderr=asyncio.subprocess.DEVNULL
+                )
+                return await asyncio.wait_for(run.wait(), 30)
+
+            assert await healthcheck() == 0
+            replica.process.send_signal(signal.SIGSTOP)
+            assert await healthcheck() != 0, "a stuck bot is reported unhealthy"
+            replica.process.send_signal(signal.SIGCONT)
+            assert await healthcheck() == 0
+        finally:
+            replica.process.send_signal(signal.SIGCONT)
+            replica.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(replica.process.communicate(), 30)
+            except TimeoutError:
+                replica.process.kill()
+                await replica.process.wait()

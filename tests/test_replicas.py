@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from backend.sim import SimConfig, Simulator
 from tests.fake_botapi import BotMessage, FakeBotApi, TgUser
@@ -43,7 +43,7 @@ class Replica:
 class Cluster:
     api: FakeBotApi
     sim: Simulator
-    redis: Redis
+    redis: Redis | RedisCluster
     prefix: str  # the store's namespace: REDIS_NAMESPACE and the bot's id
     replicas: list[Replica] = field(default_factory=list)
 
@@ -68,7 +68,9 @@ def sim_config() -> SimConfig:
     )
 
 
-async def start_replica(api: FakeBotApi, sim: Simulator, redis_url: str, ns: str) -> Replica:
+async def start_replica(
+    api: FakeBotApi, sim: Simulator, redis_url: str, ns: str, **env_extra: str
+) -> Replica:
     port = free_port()
     env = {
         **os.environ,
@@ -85,6 +87,7 @@ async def start_replica(api: FakeBotApi, sim: Simulator, redis_url: str, ns: str
         "RATE_LIMIT_WAIT_S": "0.05",
         "LOG_LEVEL": "WARNING",
         "WEBHOOK_LISTEN": "127.0.0.1",
+        **env_extra,
     }
     env.pop("NEMO_TOKEN", None)
     process = await asyncio.create_subprocess_exec(
@@ -108,10 +111,16 @@ def listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture
-async def cluster(redis_url: str) -> AsyncIterator[Cluster]:
+@pytest.fixture(params=["redis", "redis-cluster"])
+async def cluster(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Cluster]:
+    """Three replicas on one Redis, or on a real three-master Redis Cluster."""
     ns = f"nemobot-test:{uuid.uuid4().hex[:12]}"
-    redis = Redis.from_url(redis_url)
+    redis: Redis | RedisCluster
+    if request.param == "redis-cluster":
+        redis_url = request.getfixturevalue("redis_cluster").url
+        redis = RedisCluster.from_url(redis_url.replace("+cluster", "", 1))
+    else:
+        redis = Redis.from_url(redis_url)
     async with FakeBotApi(webhook_retry_s=0.05) as api, Simulator(sim_config()) as sim:
         ports = []
         made = Cluster(api, sim, redis, f"{ns}:{api.bot_id}")
@@ -134,8 +143,8 @@ async def cluster(redis_url: str) -> AsyncIterator[Cluster]:
                     replica.process.kill()
                     await replica.process.wait()
             keys = [k async for k in redis.scan_iter(match=f"{ns}:*", count=500)]
-            if keys:
-                await redis.delete(*keys)
+            for key in keys:
+                await redis.delete(key)
             await redis.aclose()
 
 

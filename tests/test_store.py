@@ -9,15 +9,19 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from bot.app import build_store
+from bot.settings import load_settings
 from bot.store import (
     ChatState,
     ChatStore,
+    Enqueued,
     PendingExport,
     RedisChatStore,
     StoreUnavailable,
     Taken,
 )
 from bot.store.embedded import EmbeddedRedis
+from tests.redis_server import ClusterProcesses
 
 
 def full_state(chat_id: int = 42) -> ChatState:
@@ -30,9 +34,32 @@ def full_state(chat_id: int = 42) -> ChatState:
         task_id="task_1",
         lang="zh",
         lang_locked=True,
-        pending=[PendingExport(render_id="render_1", started_at=1.5, lang="zh", progress_ref="p")],
+        pending=[
+            PendingExport(
+                render_id="render_1", started_at=1.5, lang="zh", progress_ref="p", draft_key="k1"
+            )
+        ],
         last_draft={"t": [{"tt": 0, "sg": [{"d": 5000}]}]},
+        last_video={"url": "https://cdn.example/v.mp4", "draft": "k0"},
     )
+
+
+async def put(store: ChatStore, state: ChatState) -> None:
+    """Write every part of `state`, one part at a time, as the conversation does."""
+    chat = state.chat_id
+    if state.client_id:
+        assert await store.claim_client_id(chat, state.client_id) == state.client_id
+    if state.token:
+        await store.set_token(chat, state.token, state.token_expires_at, None)
+    if state.session_id:
+        await store.set_session(chat, state.session_id, state.task_id)
+    if state.lang:
+        await store.set_lang(chat, state.lang, state.lang_locked)
+    await store.set_draft(chat, state.last_draft)
+    for pending in state.pending:
+        await store.add_pending(chat, pending)
+    if state.last_video:
+        await store.set_last_video(chat, state.last_video)
 
 
 async def test_missing_chat_loads_fresh(store: ChatStore) -> None:
@@ -41,18 +68,18 @@ async def test_missing_chat_loads_fresh(store: ChatStore) -> None:
 
 async def test_round_trip_keeps_every_field(store: ChatStore) -> None:
     state = full_state()
-    await store.save(state)
+    await put(store, state)
     assert await store.load(42) == state
 
 
 async def test_chats_are_isolated(store: ChatStore) -> None:
-    await store.save(full_state(1))
+    await put(store, full_state(1))
     other = await store.load(2)
     assert other.token is None and other.session_id is None
 
 
 async def test_delete_forgets_chat(store: ChatStore) -> None:
-    await store.save(full_state())
+    await put(store, full_state())
     await store.delete(42)
     assert await store.load(42) == ChatState(chat_id=42)
     assert await store.chats_with_pending() == []
@@ -61,7 +88,7 @@ async def test_delete_forgets_chat(store: ChatStore) -> None:
 async def test_expired_token_is_dropped_but_chat_kept(store: ChatStore) -> None:
     state = full_state()
     state.token_expires_at = time.time() + 0.2
-    await store.save(state)
+    await put(store, state)
     assert (await store.load(42)).token == state.token
     await asyncio.sleep(0.35)
     loaded = await store.load(42)
@@ -71,21 +98,20 @@ async def test_expired_token_is_dropped_but_chat_kept(store: ChatStore) -> None:
 
 async def test_idle_chat_expires(redis_client: Redis, namespace: str) -> None:
     store = RedisChatStore(redis_client, namespace, 0.2)
-    await store.save(full_state())
+    await put(store, full_state())
     assert (await store.load(42)).session_id is not None
     await asyncio.sleep(0.35)
     assert await store.load(42) == ChatState(chat_id=42)
 
 
 async def test_pending_index_follows_state(store: ChatStore) -> None:
-    await store.save(full_state(1))
-    await store.save(ChatState(chat_id=2, session_id="s"))
-    await store.save(full_state(3))
+    await put(store, full_state(1))
+    await put(store, ChatState(chat_id=2, session_id="s"))
+    await put(store, full_state(3))
     assert await store.chats_with_pending() == [1, 3]
-    done = await store.load(3)
-    done.pending.clear()
-    await store.save(done)
+    assert await store.claim_pending(3, "render_1")
     assert await store.chats_with_pending() == [1]
+    assert (await store.load(3)).session_id == "5529798706024415232", "the rest is kept"
 
 
 async def test_lock_excludes_other_owner_until_unlocked(store: ChatStore) -> None:
@@ -138,11 +164,12 @@ async def test_update_dedupe_expires(store: ChatStore) -> None:
 async def test_corrupted_values_are_treated_as_absent(
     redis_client: Redis, redis_store: RedisChatStore, namespace: str
 ) -> None:
-    await redis_client.set(f"{namespace}:chat:{{42}}", b"\xff not json")
-    await redis_client.set(f"{namespace}:chat:{{42}}:token", '["foreign"]')
-    assert await redis_store.load(42) == ChatState(chat_id=42)
-    await redis_client.set(f"{namespace}:chat:{{42}}", '{"session_id": 5, "pending": [1]}')
-    assert await redis_store.load(42) == ChatState(chat_id=42)
+    key = f"{namespace}:chat:{{42}}"
+    await redis_client.hset(key, "session_id", "s-1")
+    await redis_client.set(f"{key}:draft", b"\xff not json")
+    await redis_client.set(f"{key}:token", '["foreign"]')
+    await redis_client.hset(f"{key}:pending", mapping={"r1": "[1]", "r2": "{}"})
+    assert await redis_store.load(42) == ChatState(chat_id=42, session_id="s-1")
     await redis_client.sadd(f"{namespace}:pending", "not-a-chat", 3)
     assert await redis_store.chats_with_pending() == [3]
 
@@ -153,12 +180,13 @@ async def test_one_round_trip_per_read_and_write(tmp_path: Path) -> None:
     client = Redis.from_url(server.start())
     try:
         store = RedisChatStore(client, "nemobot")
+        await put(store, full_state())
         before = int((await client.info("stats"))["total_commands_processed"])
-        await store.save(full_state())
+        await store.set_draft(42, {"t": []})
         await store.load(42)
         after = int((await client.info("stats"))["total_commands_processed"])
-        # save: SET + SET token + SADD in one pipeline; load: one MGET (+ the INFO call itself)
-        assert after - before <= 5
+        # set_draft: one SET; load: HGETALL + GET + GET + HVALS in one pipeline (+ the INFO)
+        assert after - before <= 6
     finally:
         await client.aclose()
         server.stop()
@@ -178,7 +206,7 @@ async def test_unreachable_redis_is_one_typed_error() -> None:
         with pytest.raises(StoreUnavailable):
             await store.load(1)
         with pytest.raises(StoreUnavailable):
-            await store.save(full_state())
+            await put(store, full_state())
         with pytest.raises(StoreUnavailable):
             await store.try_lock(1, "a", 1)
     finally:
@@ -192,24 +220,24 @@ async def test_ping_reports_unreachable_redis() -> None:
 
 
 async def test_inbox_keeps_order_for_the_lock_holder_only(store: ChatStore) -> None:
-    assert await store.enqueue(8, "one", limit=3) == 1
-    assert await store.enqueue(8, "two", limit=3) == 2
+    assert (await store.enqueue(8, "one", limit=3)).length == 1
+    assert (await store.enqueue(8, "two", limit=3)).length == 2
     assert await store.chats_with_work() == [8]
     assert await store.take_queued(8, "a", 5) == Taken(held=False), "no lock, nothing taken"
     assert await store.try_lock(8, "a", 5)
     assert await store.take_queued(8, "b", 5) == Taken(held=False)
     assert await store.take_queued(8, "a", 5) == Taken(held=True, item="one")
-    await store.finish_queued(8)
+    assert await store.finish_queued(8, "a")
     assert await store.queue_length(8) == 1
     assert await store.take_queued(8, "a", 5) == Taken(held=True, item="two")
-    await store.finish_queued(8)
+    assert await store.finish_queued(8, "a")
     assert await store.take_queued(8, "a", 5) == Taken(held=True)
     assert await store.unindex_if_empty(8) == 0
     assert await store.chats_with_work() == []
 
 
 async def test_inbox_refuses_past_its_limit(store: ChatStore) -> None:
-    assert [await store.enqueue(3, f"m{i}", limit=2) for i in range(3)] == [1, 2, 0]
+    assert [(await store.enqueue(3, f"m{i}", limit=2)).length for i in range(3)] == [1, 2, 0]
     assert await store.queue_length(3) == 2
 
 
@@ -221,7 +249,8 @@ async def test_unfinished_message_is_handed_to_the_next_holder(store: ChatStore)
     await asyncio.sleep(0.3)  # the holder crashed: its lock lapses, the message stays
     assert await store.try_lock(4, "lives", 5)
     assert await store.take_queued(4, "lives", 5) == Taken(held=True, item="export", leftover=True)
-    await store.finish_queued(4)
+    assert not await store.finish_queued(4, "dies"), "only the holder finishes"
+    assert await store.finish_queued(4, "lives")
     assert await store.take_queued(4, "lives", 5) == Taken(held=True, item="after")
 
 
@@ -232,7 +261,7 @@ async def test_unindex_keeps_a_chat_whose_inbox_is_not_empty(store: ChatStore) -
 
 
 async def test_work_index_joins_pending_exports_and_queued_messages(store: ChatStore) -> None:
-    await store.save(full_state(1))
+    await put(store, full_state(1))
     await store.enqueue(2, "hi", limit=5)
     assert await store.chats_with_work() == [1, 2]
 
@@ -252,3 +281,66 @@ async def test_inbox_keys_share_the_chats_hash_tag(
     await redis_store.take_queued(12, "a", 5)
     keys = sorted([k.decode() async for k in redis_client.scan_iter(match=f"{namespace}:chat:*")])
     assert keys == [f"{namespace}:chat:{{12}}:lock", f"{namespace}:chat:{{12}}:running"]
+
+
+async def test_an_update_is_queued_once(store: ChatStore) -> None:
+    assert await store.enqueue(5, "a", limit=3, update_id=700) == Enqueued(length=1)
+    assert await store.enqueue(5, "a again", limit=3, update_id=700) == Enqueued(duplicate=True)
+    assert await store.enqueue(5, "b", limit=3, update_id=701) == Enqueued(length=2)
+    assert await store.enqueue(5, "no id", limit=3) == Enqueued(length=3)
+    assert await store.queue_length(5) == 3
+
+
+async def test_writes_to_different_parts_never_undo_each_other(
+    redis_url: str, namespace: str
+) -> None:
+    """Two clients (two replicas) write a chat's parts at once: every write stays."""
+    first = RedisChatStore.from_url(redis_url, namespace)
+    second = RedisChatStore.from_url(redis_url, namespace)
+    try:
+        for round_ in range(20):
+            render = PendingExport(render_id=f"r{round_}", started_at=float(round_))
+            await asyncio.gather(
+                first.add_pending(3, render),
+                second.set_lang(3, "zh", True),
+                second.set_draft(3, {"round": round_}),
+                first.set_token(3, f"tok{round_}", None, "client"),
+            )
+        state = await first.load(3)
+        assert [p.render_id for p in state.pending] == [f"r{i}" for i in range(20)]
+        assert (state.lang, state.last_draft, state.token) == ("zh", {"round": 19}, "tok19")
+    finally:
+        await first.delete(3)
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_a_cluster_url_gives_a_store_spread_over_the_cluster(
+    redis_cluster: ClusterProcesses, namespace: str
+) -> None:
+    """REDIS_URL=redis+cluster://… : the bot's store on a real three-master cluster, each
+    chat's keys on one slot and the chats spread over the masters."""
+    settings = load_settings(redis_url=redis_cluster.url, redis_namespace=namespace)
+    store = build_store(settings)
+    try:
+        states = [full_state(chat) for chat in range(1, 31)]
+        for state in states:
+            await put(store, state)
+            chat = state.chat_id
+            assert (await store.enqueue(chat, "hi", limit=5, update_id=chat)).length == 1
+        assert await store.chats_with_pending() == list(range(1, 31))
+        assert await store.load(17) == states[16]
+        holders = set()
+        for node in redis_cluster.nodes:
+            plain = Redis.from_url(node.url)
+            keys = [k.decode() async for k in plain.scan_iter(match=f"{namespace}:chat:*")]
+            await plain.aclose()
+            tags = {k.split("{", 1)[1].split("}", 1)[0] for k in keys}
+            holders |= {(tag, node.port) for tag in tags}
+        ports_of = {tag: {p for t, p in holders if t == tag} for tag, _ in holders}
+        assert all(len(ports) == 1 for ports in ports_of.values()), "one node per chat"
+        assert len({p for _, p in holders}) == 3, "chats on every master"
+    finally:
+        for chat in range(1, 31):
+            await store.delete(chat)
+        await store.aclose()

@@ -13,7 +13,7 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from bot.store import ChatState, PendingExport, RedisChatStore
+from bot.store import PendingExport, RedisChatStore
 from bot.store.embedded import EmbeddedRedis, EmbeddedRedisError, server_binary
 
 
@@ -21,9 +21,8 @@ async def test_state_survives_a_stop_and_a_start(tmp_path: Path) -> None:
     server = EmbeddedRedis(tmp_path / "data")
     client = Redis.from_url(server.start())
     store = RedisChatStore(client, "nemobot")
-    state = ChatState(chat_id=0, session_id="s1", lang="zh")
-    state.pending.append(PendingExport(render_id="r1", started_at=1.0))
-    await store.save(state)
+    await store.set_session(0, "s1", None, "zh")
+    await store.add_pending(0, PendingExport(render_id="r1", started_at=1.0))
     await client.aclose()
     server.stop()
     assert not server.socket.exists()
@@ -111,7 +110,7 @@ async def test_redis_server_on_path_serves_the_same(tmp_path: Path) -> None:
     assert fallback is not None and fallback.endswith("redis-server")
     server = EmbeddedRedis(tmp_path, binary=fallback)
     client = Redis.from_url(server.start())
-    await RedisChatStore(client, "nemobot").save(ChatState(chat_id=5, session_id="kept"))
+    await RedisChatStore(client, "nemobot").set_session(5, "kept", None)
     await client.aclose()
     server.stop()
     again = EmbeddedRedis(tmp_path, binary=fallback)

@@ -113,7 +113,20 @@ async def test_an_export_nothing_reached_stays_pending_until_delivered(
         return bool(links) and any(c.at > links[-1].at for c in api.calls_of("sendVideo"))
 
     await api.wait_for(tried_again_after_the_link, 60, "the link refused, the video tried again")
-    (render_id,) = await pending_renders(bot, ann.id)
+    # Each attempt takes the export out of the store while it sends (so no other job sends
+    # it too) and puts it back when nothing arrived: it is seen there between attempts.
+    seen: list[str] = []
+
+    async def back_in_the_store() -> bool:
+        seen[:] = await pending_renders(bot, ann.id)
+        return bool(seen)
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not await back_in_the_store():
+        assert loop.time() < deadline, "a video nothing reached is kept to send again"
+        await asyncio.sleep(0.02)
+    (render_id,) = seen
     assert api.videos(ann.id) == []
     api.clear_failures()
     (video,) = await api.wait_for(lambda: api.videos(ann.id), 60, "the video, sent again")

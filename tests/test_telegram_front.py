@@ -94,7 +94,12 @@ class BrokenConversation:
     """A conversation that fails: the real one never raises, so only a stand-in can."""
 
     async def handle(
-        self, msg: Inbound, out: Outbox, *, accepted: Callable[[], None] | None = None
+        self,
+        msg: Inbound,
+        out: Outbox,
+        *,
+        accepted: Callable[[], None] | None = None,
+        unstored: Callable[[], None] | None = None,
     ) -> None:
         raise RuntimeError("database password is hunter2")
 

@@ -16,7 +16,6 @@ from bot.conversation.stream import AgentChat
 from bot.conversation.text import button, command_of, is_cancel_word, menu
 from bot.io import Inbound, Outbox, SendText, button_action
 from bot.ops.metrics import Metrics
-from bot.store import ChatState
 from bot.texts import base_lang, localize, t
 from router import ExportOptions, Intent, classify
 
@@ -80,6 +79,8 @@ class Actions:
                 await self._set_lang(turn, cmd[1] if cmd else "")
         except Exception as exc:
             await self._errors.reply(turn, exc)
+        finally:
+            self._states.release_if_idle(msg.chat_id)
 
     async def _cancel(self, turn: Turn) -> None:
         rt = turn.rt
@@ -92,10 +93,10 @@ class Actions:
         if await self._exports.cancel_stored(turn):
             await turn.out.send(SendText(t("export_cancelled", turn.lang)))
             return
-        store = self._states.store
-        probe = f"{self._owner}:probe"
-        if await store.try_lock(turn.chat_id, probe, 1.0):
-            await store.unlock(turn.chat_id, probe)
+        # Only read who holds the chat: taking its lock, even for a moment, could turn
+        # away the process about to run the chat's next message.
+        holder = await self._states.store.lock_holder(turn.chat_id)
+        if holder is None or holder == self._owner:
             await turn.out.send(SendText(t("nothing_to_cancel", turn.lang)))
         else:  # another replica holds the chat's job; it cannot be reached from here
             await turn.out.send(SendText(t("cancel_elsewhere", turn.lang)))
@@ -129,12 +130,7 @@ class Actions:
         else:
             await turn.out.send(SendText(t("lang_usage", turn.lang)))
             return
-
-        def apply(s: ChatState) -> None:
-            s.lang = lang
-            s.lang_locked = locked
-
-        await self._states.update(turn, apply)
+        await self._states.set_lang(turn, lang, locked=locked)
         turn.lang = lang
         await turn.out.send(SendText(t("lang_set" if locked else "lang_auto", lang)))
 

@@ -36,7 +36,7 @@ from bot.io import Inbound, Outbox, ReaderFor, SendText, button_action
 from bot.ops.logs import log_context
 from bot.ops.metrics import Metrics
 from bot.settings import Settings
-from bot.store import ChatStore
+from bot.store import ChatStore, StoreUnavailable
 from router import Intent, classify
 
 __all__ = ["MAX_QUEUED", "Conversation"]
@@ -115,7 +115,12 @@ class Conversation:
         return decision.intent in (Intent.CREDITS, Intent.STATUS)
 
     async def handle(
-        self, msg: Inbound, out: Outbox, *, accepted: Callable[[], None] | None = None
+        self,
+        msg: Inbound,
+        out: Outbox,
+        *,
+        accepted: Callable[[], None] | None = None,
+        unstored: Callable[[], None] | None = None,
     ) -> None:
         """Answer one message. Never raises.
 
@@ -123,11 +128,13 @@ class Conversation:
         for the process that holds the chat (which answers it through its own front end).
         Messages of one chat are queued in the order `handle` was called. `accepted` is
         called as soon as the message is in the chat's inbox in the store, where it
-        outlives this process (a front end acknowledges its delivery then).
+        outlives this process (a front end acknowledges its delivery then). `unstored` is
+        called instead when the store could not take the message: the front end has it
+        delivered again (a webhook answers 503), so the user is not told of the failure.
         Logs one line per message: its intent, outcome and duration."""
         started = time.perf_counter()
         with log_context(chat_id=msg.chat_id, update_id=msg.update_id):
-            outcome = await self._handle(msg, out, accepted)
+            outcome = await self._handle(msg, out, accepted, unstored)
             log.info(
                 "message handled",
                 extra={
@@ -137,7 +144,13 @@ class Conversation:
                 },
             )
 
-    async def _handle(self, msg: Inbound, out: Outbox, accepted: Callable[[], None] | None) -> str:
+    async def _handle(
+        self,
+        msg: Inbound,
+        out: Outbox,
+        accepted: Callable[[], None] | None,
+        unstored: Callable[[], None] | None,
+    ) -> str:
         if self._queue.closing:
             return "shutting_down"
         try:
@@ -150,7 +163,22 @@ class Conversation:
                 return "ok"
             if not msg.text.strip() and not msg.attachments and msg.callback_data is None:
                 return "empty"
-            await self._queue.submit(msg, out, accepted)
+            stored = False
+
+            def on_stored() -> None:
+                nonlocal stored
+                stored = True
+                if accepted is not None:
+                    accepted()
+
+            try:
+                await self._queue.submit(msg, out, on_stored)
+            except StoreUnavailable:
+                if stored or unstored is None:
+                    raise
+                log.warning("message not stored, left to be delivered again")
+                unstored()
+                return "not_stored"
             return "ok"
         except asyncio.CancelledError:
             raise

@@ -4,6 +4,7 @@ else as an apology with a reference that is also in the log."""
 from __future__ import annotations
 
 import logging
+import re
 
 from backend import (
     ACCEPTED_EXTENSIONS,
@@ -23,7 +24,7 @@ from backend import (
 )
 from bot.conversation.session import Sessions
 from bot.conversation.state import Turn, new_ref, safe_send
-from bot.conversation.text import formats, pick_lang, snippet
+from bot.conversation.text import formats, pick_lang
 from bot.io import Button, DownloadTooLarge, Inbound, SendText
 from bot.ops.metrics import Metrics
 from bot.store import StoreUnavailable
@@ -147,9 +148,26 @@ def fallback_lang(msg: Inbound | None) -> str:
     return pick_lang(stored=None, locked=False, language_code=msg.language_code, text=msg.text)
 
 
+# What the render service's plain-text reasons mean, in the user's words. Its own text
+# (English, often with server paths) is never shown: unknown reasons get no detail.
+_RENDER_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"time ?out|timed out|deadline", re.I), "reason_timeout"),
+    (re.compile(r"out of memory|\boom\b|memory", re.I), "reason_memory"),
+    (re.compile(r"unsupported|codec|decod|format", re.I), "reason_format"),
+    (
+        re.compile(r"not found|no such file|enoent|missing|\b404\b|download|fetch", re.I),
+        "reason_missing",
+    ),
+    (re.compile(r"crash|killed|worker|exit(ed)? code|segfault|signal", re.I), "reason_crash"),
+)
+
+
 def render_failed_text(message: str | None, lang: str) -> str:
-    """A failed render in the user's words, with the service's reason when it is prose."""
+    """A failed render in the user's words, with the reason when the service's is known."""
     detail = ""
-    if message and not message.lstrip().startswith(("{", "[", "<")):
-        detail = f" ({snippet(message, 120)})" if lang == "en" else f"（{snippet(message, 120)}）"
+    for pattern, key in _RENDER_REASONS:
+        if message and pattern.search(message):
+            reason = t(key, lang)
+            detail = f" ({reason})" if lang == "en" else f"（{reason}）"
+            break
     return t("render_failed", lang, detail=detail)

@@ -26,8 +26,8 @@ from bot.conversation.text import button, export_notes
 from bot.io import ChatAction, DeliveryFailed, Progress, SendText, SendVideo
 from bot.ops.metrics import Metrics
 from bot.settings import Settings
-from bot.store import ChatState, PendingExport
-from bot.texts import fmt_elapsed, progress_bar, t
+from bot.store import PendingExport
+from bot.texts import fmt_elapsed, fmt_span, progress_bar, t
 from bot.timeline import timeline_of
 from router import ExportOptions
 
@@ -68,6 +68,7 @@ class Exports:
         ref = new_ref("export")
         await turn.out.send(Progress(ref, _progress_text(turn.lang, 0, 0.0, None)))
         await turn.out.send(ChatAction("upload_video"))
+        await turn.sending()
         starting = asyncio.ensure_future(
             api.start_export(sid, project.draft, quality=options.quality or "high")
         )
@@ -84,7 +85,7 @@ class Exports:
             progress_ref=ref,
             draft_key=key,
         )
-        await self._states.update(turn, lambda s: s.pending.append(pending))
+        await self._states.add_pending(turn, pending)
         log.info("export started", extra={"chat_id": turn.chat_id, "render_id": job.id})
         await self._follow(turn, pending)
 
@@ -102,11 +103,11 @@ class Exports:
         state = await self._states.store.load(turn.chat_id)
         if not state.pending:
             return False
+        turn.state = state
         api = await self._sessions.api(turn)
         for pending in state.pending:
             await self._cancel_render(api, turn, pending.render_id)
-        ids = {p.render_id for p in state.pending}
-        await self._states.update(turn, lambda s: _drop_pending(s, ids))
+            await self._end(turn, pending.render_id, "cancelled")
         return True
 
     async def _follow(self, turn: Turn, pending: PendingExport) -> None:
@@ -134,28 +135,31 @@ class Exports:
                     )
                     job = None
                 elapsed = fmt_elapsed(time.time() - pending.started_at)
+                # Whoever removes the export from the store tells how it ended, and only
+                # then: a video is never sent twice, however often the export is resumed.
+                # Closing the progress line is an edit, harmless to repeat.
                 if job is not None and job.status is RenderStatus.COMPLETED and job.url:
-                    done = t("export_done", lang, elapsed=elapsed)
-                    await turn.out.send(Progress(ref, done, done=True))
-                    await self._deliver(turn, render_id, job.url, pending.draft_key)
+                    if await self._end(turn, render_id, "completed"):
+                        done = t("export_done", lang, elapsed=elapsed)
+                        await turn.out.send(Progress(ref, done, done=True))
+                        await self._deliver(turn, pending, job.url)
                     return
                 if job is not None and job.status is RenderStatus.FAILED:
                     await turn.out.send(Progress(ref, t("export_failed_line", lang), done=True))
-                    await turn.out.send(SendText(render_failed_text(job.error, lang)))
-                    await self._end(turn, render_id, "failed")
+                    if await self._end(turn, render_id, "failed"):
+                        await turn.out.send(SendText(render_failed_text(job.error, lang)))
                     return
                 if job is not None and job.status is RenderStatus.CANCELLED:
                     await turn.out.send(Progress(ref, t("export_stopped_line", lang), done=True))
-                    await turn.out.send(SendText(t("export_cancelled_remote", lang)))
-                    await self._end(turn, render_id, "cancelled")
+                    if await self._end(turn, render_id, "cancelled"):
+                        await turn.out.send(SendText(t("export_cancelled_remote", lang)))
                     return
                 now = time.time()
                 if now >= deadline:
                     await self._cancel_render(api, turn, render_id)
                     await turn.out.send(Progress(ref, t("export_timeout_line", lang), done=True))
-                    minutes = max(1, round(self._settings.export_deadline_s / 60))
-                    await turn.out.send(SendText(t("export_deadline", lang, minutes=minutes)))
-                    await self._end(turn, render_id, "deadline")
+                    if await self._end(turn, render_id, "deadline"):
+                        await turn.out.send(SendText(self._deadline_text(lang)))
                     return
                 if job is not None:
                     # Shown progress never goes backwards, whatever the service reports.
@@ -170,17 +174,21 @@ class Exports:
         except asyncio.CancelledError:
             if turn.rt.cancel_requested:
                 await self._cancel_render(api, turn, render_id)
-                await safe_send(turn.out, Progress(ref, t("export_stopped_line", lang), done=True))
-                await safe_send(turn.out, SendText(t("export_cancelled", lang)))
-                turn.rt.cancel_reported = True
-                await self._end(turn, render_id, "cancelled")
+                if await self._end(turn, render_id, "cancelled"):
+                    stopped = t("export_stopped_line", lang)
+                    await safe_send(turn.out, Progress(ref, stopped, done=True))
+                    await safe_send(turn.out, SendText(t("export_cancelled", lang)))
+                    turn.rt.cancel_reported = True
             raise
         finally:
             self._metrics.exports_pending.dec()
 
-    async def _deliver(self, turn: Turn, render_id: str, url: str, key: str | None) -> None:
-        """Send the video; it stays pending (and is sent again later) until it arrived."""
+    async def _deliver(self, turn: Turn, pending: PendingExport, url: str) -> None:
+        """Send the video of an export this job removed from the store. When neither the
+        video nor its link arrived, the export goes back into the store, to be sent again
+        later (by the sweep, in this process or another)."""
         lang = turn.lang
+        render_id = pending.render_id
         timeline = timeline_of(turn.state.last_draft)
         canvas = timeline.canvas
         video = SendVideo(
@@ -201,9 +209,9 @@ class Exports:
                 extra={"chat_id": turn.chat_id, "render_id": render_id},
             )
             self._metrics.exports.labels("undelivered").inc()
+            await self._states.add_pending(turn, pending)
             return
-        await self._end(turn, render_id, "completed")
-        await self._remember_video(turn, url, key)
+        await self._remember_video(turn, url, pending.draft_key)
 
     async def _stop_starting(
         self, api: NemoApi, turn: Turn, ref: str, starting: asyncio.Future[Any]
@@ -221,8 +229,7 @@ class Exports:
 
     async def _remember_video(self, turn: Turn, url: str, key: str | None) -> None:
         if key is not None:
-            video = {"url": url, "draft": key}
-            await self._states.update(turn, lambda s: setattr(s, "last_video", video))
+            await self._states.set_last_video(turn, {"url": url, "draft": key})
 
     async def _offer_last_video(self, turn: Turn, key: str) -> bool:
         """An unchanged project's video again instead of a new render, once: asked again
@@ -230,8 +237,7 @@ class Exports:
         video = turn.state.last_video
         if not video or video.get("draft") != key or video.get("offered"):
             return False
-        offered = {**video, "offered": "1"}
-        await self._states.update(turn, lambda s: setattr(s, "last_video", offered))
+        await self._states.set_last_video(turn, {**video, "offered": "1"})
         await turn.out.send(
             SendVideo(
                 url=video["url"],
@@ -252,17 +258,24 @@ class Exports:
                 extra={"chat_id": turn.chat_id, "render_id": render_id},
             )
 
-    async def _end(self, turn: Turn, render_id: str, outcome: str) -> None:
+    def _deadline_text(self, lang: str) -> str:
+        duration = fmt_span(self._settings.export_deadline_s, lang)
+        return t("export_deadline", lang, duration=duration)
+
+    async def _end(self, turn: Turn, render_id: str, outcome: str) -> bool:
+        """Remove the export from the store; False when another job did (and told) it."""
+        if not await self._states.claim_pending(turn, render_id):
+            log.info(
+                "export ended elsewhere",
+                extra={"chat_id": turn.chat_id, "render_id": render_id, "outcome": outcome},
+            )
+            return False
         log.info(
             "export finished",
             extra={"chat_id": turn.chat_id, "render_id": render_id, "outcome": outcome},
         )
         self._metrics.exports.labels(outcome).inc()
-        await self._states.update(turn, lambda s: _drop_pending(s, {render_id}))
-
-
-def _drop_pending(state: ChatState, render_ids: set[str]) -> None:
-    state.pending = [p for p in state.pending if p.render_id not in render_ids]
+        return True
 
 
 def _progress_text(lang: str, percent: int, spent_s: float, left_s: float | None) -> str:

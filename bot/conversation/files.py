@@ -91,6 +91,7 @@ class Uploads:
             return False
         api = await self._sessions.api(turn)
         await turn.out.send(ChatAction("typing"))
+        await turn.sending()
         uploaded = await api.upload_files(session_id(turn), files)
         sizes = [f.size for f in files]
         await self._confirm(turn, uploaded, kinds, sizes, suggest=not has_text)
@@ -101,6 +102,7 @@ class Uploads:
         no next step is suggested: the words are it."""
         api = await self._sessions.api(turn)
         await turn.out.send(ChatAction("typing"))
+        await turn.sending()
         uploaded = await api.upload_urls(session_id(turn), urls)
         await self._confirm(turn, uploaded, [], [], suggest=not has_text)
 

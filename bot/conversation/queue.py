@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from bot.conversation.actions import Actions
@@ -20,6 +20,7 @@ from bot.conversation.state import (
     ChatRuntime,
     ChatStates,
     Entry,
+    FencedOutbox,
     Turn,
     lang_for,
     new_ref,
@@ -38,7 +39,7 @@ from bot.io import (
 )
 from bot.ops.logs import log_context
 from bot.settings import Settings
-from bot.store import PendingExport
+from bot.store import PendingExport, Taken
 from bot.texts import t
 from router import Intent, classify
 
@@ -107,10 +108,15 @@ class ChatQueue:
             await asyncio.wait(workers)
 
     async def close(self) -> None:
-        """Stop every job; queued messages and pending exports stay in the store."""
+        """Stop every job at once; queued messages and pending exports stay in the store.
+
+        Nothing more reaches the users from the jobs stopped here (their leases end now):
+        whoever takes their chats over runs what was left, or says it was interrupted."""
         self._closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
+        for rt in self._states.runtimes():
+            rt.lease_until = 0.0
         workers = [rt.worker for rt in self._states.runtimes() if rt.worker is not None]
         for worker in workers:
             worker.cancel()
@@ -130,7 +136,7 @@ class ChatQueue:
         """Put the message in the chat's shared inbox, tell the user when it has to wait,
         and wait for it when this process runs it."""
         rt = self._states.runtime(msg.chat_id)
-        rt.last_out = out
+        self._states.remember_out(msg.chat_id, out)
         self.start_sweeper()
         label, text = _label_of(msg)
         token = uuid.uuid4().hex
@@ -138,14 +144,21 @@ class ChatQueue:
         entry.done = asyncio.get_running_loop().create_future()
         busy_with: Entry | None = None
         async with rt.admission:  # FIFO: the inbox gets a chat's messages in call order
-            if await self.seen(msg):
-                return
             rt.waiters[token] = entry
             try:
-                length = await self._store.enqueue(msg.chat_id, encode_item(token, msg), MAX_QUEUED)
+                # One atomic step: a crash leaves the message both stored and marked seen,
+                # or neither (then a second delivery is taken as new).
+                queued = await self._store.enqueue(
+                    msg.chat_id, encode_item(token, msg), MAX_QUEUED, msg.update_id
+                )
             except BaseException:
                 rt.waiters.pop(token, None)
                 raise
+            length = queued.length
+            if queued.duplicate:
+                rt.waiters.pop(token, None)
+                log.info("duplicate update ignored", extra={"update_id": msg.update_id})
+                return
             if accepted is not None and length:
                 accepted()
             if length == 0:
@@ -166,6 +179,7 @@ class ChatQueue:
             await asyncio.shield(entry.done)
         finally:
             rt.waiters.pop(token, None)
+            self._states.release_if_idle(msg.chat_id)
 
     async def _tell(
         self, msg: Inbound, out: Outbox, key: str, *, busy_with: Entry | None = None, **kw: Any
@@ -198,8 +212,7 @@ class ChatQueue:
         for chat_id in await self._store.chats_with_work():
             if self._only is not None and chat_id not in self._only:
                 continue
-            known = self._states.known(chat_id)
-            if self._outbox_for is None and (known is None or known.last_out is None):
+            if self._outbox_for is None and self._states.last_out(chat_id) is None:
                 continue  # no front end attached that could answer this chat
             rt = self._states.runtime(chat_id)
             if rt.worker is None and not self._closing:
@@ -209,7 +222,7 @@ class ChatQueue:
         """Hold the chat's lock while its work lasts; without the lock, leave the chat's
         messages to the holder."""
         try:
-            if not await self._lock(chat_id, patience):
+            if not await self._lock(chat_id, rt, patience):
                 await self._hand_over(chat_id, rt)
                 return
             while True:
@@ -217,7 +230,7 @@ class ChatQueue:
                 # A message queued while the lock was being released is not left behind.
                 if self._closing or not await self._store.queue_length(chat_id):
                     return
-                if not await self._store.try_lock(chat_id, self._owner, self._settings.lock_ttl_s):
+                if not await self._lock(chat_id, rt, 0.0):
                     await self._hand_over(chat_id, rt)
                     return
         except asyncio.CancelledError:
@@ -232,16 +245,20 @@ class ChatQueue:
             rt.worker = None
             if not self._closing and any(e.done and not e.done.done() for e in rt.waiters.values()):
                 rt.worker = self._spawn_worker(chat_id, rt)
+            self._states.release_if_idle(chat_id)
 
-    async def _lock(self, chat_id: int, patience: float) -> bool:
+    async def _lock(self, chat_id: int, rt: ChatRuntime, patience: float) -> bool:
         """Take the chat's lock, trying for up to `patience` seconds."""
         ttl = self._settings.lock_ttl_s
         deadline = time.monotonic() + patience
-        while not await self._store.try_lock(chat_id, self._owner, ttl):
+        while True:
+            asked = time.monotonic()
+            if await self._store.try_lock(chat_id, self._owner, ttl):
+                rt.lease_until = asked + ttl
+                return True
             if time.monotonic() >= deadline or self._closing:
                 return False
             await asyncio.sleep(min(1.0, ttl / 4))
-        return True
 
     async def _hand_over(self, chat_id: int, rt: ChatRuntime) -> None:
         """Another process holds the chat: it runs the messages waiting here, whose users
@@ -259,15 +276,18 @@ class ChatQueue:
 
         A message's `handle` returns once the next one is taken or the lock is released,
         so whoever it answers finds the chat free when nothing else waits."""
-        renewer = asyncio.create_task(self._renew_lock(chat_id))
+        renewer = asyncio.create_task(self._renew_lock(chat_id, rt))
         ran: Entry | None = None
         try:
             resumed = await self._resume_orphans(chat_id, rt)
             while True:
+                asked = time.monotonic()
                 taken = await self._store.take_queued(
                     chat_id, self._owner, self._settings.lock_ttl_s
                 )
-                if not taken.held:
+                if taken.held:
+                    rt.lease_until = asked + self._settings.lock_ttl_s
+                else:
                     log.warning("chat lock lost, leaving its queue", extra={"chat_id": chat_id})
                     return
                 if taken.item is None:
@@ -276,8 +296,8 @@ class ChatQueue:
                     return
                 if ran is not None:
                     _finish(ran)
-                ran = await self._run_item(chat_id, rt, taken.item, taken.leftover, resumed)
-                await self._store.finish_queued(chat_id)
+                ran = await self._run_item(chat_id, rt, taken, resumed)
+                await self._store.finish_queued(chat_id, self._owner)
         finally:
             renewer.cancel()
             with contextlib.suppress(Exception):
@@ -296,11 +316,11 @@ class ChatQueue:
         return bool(state.pending)
 
     async def _run_item(
-        self, chat_id: int, rt: ChatRuntime, item: str, leftover: bool, resumed: bool
+        self, chat_id: int, rt: ChatRuntime, taken: Taken, resumed: bool
     ) -> Entry | None:
         """One message from the inbox: this process's own, or one another process took."""
         try:
-            token, msg = decode_item(item, self._reader_for)
+            token, msg = decode_item(taken.item or "", self._reader_for)
         except ValueError:
             log.warning("unreadable queued message dropped", extra={"chat_id": chat_id})
             return None
@@ -309,11 +329,12 @@ class ChatQueue:
             label, text = _label_of(msg)
             entry = Entry(out=self._out_for(chat_id, rt), label=label, snippet=text, msg=msg)
             entry.owned = self._outbox_for is not None
-        if not leftover:
+        if not (taken.leftover and taken.sent):
+            # New, or left by a process that stopped before the backend could have it.
             await self._run_job(chat_id, entry, rt, finish=False)
             return entry
-        # Taken by a process that stopped mid-job. A resumed export finishes an export job;
-        # anything else is not run twice: the user is told instead.
+        # The backend may have it from a process that stopped mid-job. A resumed export
+        # finishes an export job; anything else is not run twice: the user is told instead.
         try:
             if not (resumed and entry.label == "job_export"):
                 log.info("interrupted job reported", extra={"chat_id": chat_id})
@@ -326,8 +347,9 @@ class ChatQueue:
         """Where a job whose front end call is gone answers."""
         if self._outbox_for is not None:
             return self._outbox_for(chat_id)
-        if rt.last_out is not None:
-            return rt.last_out
+        last = self._states.last_out(chat_id)
+        if last is not None:
+            return last
         log.warning("no front end to answer a chat", extra={"chat_id": chat_id})
         return _NOWHERE
 
@@ -354,16 +376,41 @@ class ChatQueue:
             if finish:
                 _finish(entry)
 
-    async def _renew_lock(self, chat_id: int) -> None:
+    async def _renew_lock(self, chat_id: int, rt: ChatRuntime) -> None:
+        """Keep the chat's lock while its work lasts. A lock found lost is never taken
+        again: another process may hold the chat, so the job here is stopped."""
         ttl = self._settings.lock_ttl_s
         while True:
             await asyncio.sleep(ttl / 3)
+            asked = time.monotonic()
             try:
-                if not await self._store.renew_lock(chat_id, self._owner, ttl):
-                    log.warning("chat lock lost, taking it again", extra={"chat_id": chat_id})
-                    await self._store.try_lock(chat_id, self._owner, ttl)
+                held = await self._store.renew_lock(chat_id, self._owner, ttl)
             except Exception:
                 log.warning("chat lock renewal failed", extra={"chat_id": chat_id}, exc_info=True)
+                continue  # the lease runs out on its own if this lasts
+            if held:
+                rt.lease_until = asked + ttl
+                continue
+            log.warning("chat lock lost, stopping its job", extra={"chat_id": chat_id})
+            rt.lease_until = 0.0
+            if rt.current is not None:
+                rt.current.cancel()
+            return
+
+    def _marker(self, chat_id: int, rt: ChatRuntime) -> Callable[[], Awaitable[None]]:
+        """Before each request that hands the message to the backend: the first records
+        it in the store, and a job whose lock is no longer surely ours stops there."""
+        marked = False
+
+        async def mark() -> None:
+            nonlocal marked
+            lapsed = time.monotonic() >= rt.lease_until
+            if lapsed or not (marked or await self._store.mark_sent(chat_id, self._owner)):
+                log.warning("chat lock lost, job stopped", extra={"chat_id": chat_id})
+                raise asyncio.CancelledError
+            marked = True
+
+        return mark
 
     async def _run_entry(self, chat_id: int, entry: Entry, rt: ChatRuntime) -> None:
         """One job with every failure turned into a reply; a /cancel ends it politely."""
@@ -375,7 +422,10 @@ class ChatQueue:
             await safe_send(entry.out, SendText(apology(exc, fallback_lang(entry.msg), ref)))
             return
         lang = lang_for(state, entry.msg) if entry.msg else (entry.resume or _NO_PENDING).lang
-        turn = Turn(chat_id=chat_id, out=entry.out, lang=lang, state=state, rt=rt)
+        out = FencedOutbox(entry.out, rt)
+        turn = Turn(chat_id=chat_id, out=out, lang=lang, state=state, rt=rt)
+        if entry.msg is not None:
+            turn.on_send = self._marker(chat_id, rt)
         try:
             if entry.msg is not None:
                 await self._states.persist_lang(turn)

@@ -12,7 +12,6 @@ from backend import Credentials, NemoApi, NemoClient, SessionNotFound
 from bot.conversation.state import ChatStates, Turn, new_ref, safe_send
 from bot.conversation.text import menu
 from bot.io import Progress, SendText
-from bot.store import ChatState
 from bot.texts import t
 
 __all__ = ["Sessions", "session_id"]
@@ -34,12 +33,7 @@ class Sessions:
         if turn.api is not None:
             return turn.api
         if turn.state.client_id is None:
-            client_id = str(uuid.uuid4())
-
-            def set_client(s: ChatState) -> None:
-                s.client_id = s.client_id or client_id
-
-            await self._states.update(turn, set_client)
+            await self._states.claim_client_id(turn, str(uuid.uuid4()))
         client_id = turn.state.client_id or ""
         creds: Credentials | None = None
         if not self._operator and turn.state.token:
@@ -65,14 +59,8 @@ class Sessions:
 
     async def _save_creds(self, turn: Turn, creds: Credentials) -> None:
         log.info("backend token stored", extra={"chat_id": turn.chat_id})
-
-        def apply(s: ChatState) -> None:
-            s.token = creds.token
-            s.token_expires_at = creds.expires_at.timestamp() if creds.expires_at else None
-            if creds.client_id:
-                s.client_id = creds.client_id
-
-        await self._states.update(turn, apply)
+        expires = creds.expires_at.timestamp() if creds.expires_at else None
+        await self._states.set_token(turn, creds.token, expires, creds.client_id or None)
 
     async def ensure(self, turn: Turn, *, welcome: bool | None = None) -> bool:
         """First contact: "Setting things up…", a token and a session, then "Ready" and the
@@ -88,14 +76,7 @@ class Sessions:
         except Exception:
             await safe_send(turn.out, Progress(ref, t("setup_failed", turn.lang), done=True))
             raise
-
-        def apply(s: ChatState) -> None:
-            s.session_id = session.session_id
-            s.task_id = session.task_id
-            s.lang = turn.lang
-            s.last_draft = None
-
-        await self._states.update(turn, apply)
+        await self._states.set_session(turn, session.session_id, session.task_id, turn.lang)
         log.info("session created", extra={"chat_id": turn.chat_id, "lang": turn.lang})
         await turn.out.send(Progress(ref, t("ready", turn.lang), done=True))
         if welcome is None:
@@ -108,13 +89,7 @@ class Sessions:
         """A new project in a new session (the old one was lost, or the user asked)."""
         api = await self.api(turn)
         session = await api.create_session(turn.lang)
-
-        def apply(s: ChatState) -> None:
-            s.session_id = session.session_id
-            s.task_id = session.task_id
-            s.last_draft = None
-
-        await self._states.update(turn, apply)
+        await self._states.set_session(turn, session.session_id, session.task_id)
 
     async def new_project(self, turn: Turn) -> None:
         if turn.state.session_id is None:

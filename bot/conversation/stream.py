@@ -17,10 +17,12 @@ from backend import (
     StreamBroken,
     TextDelta,
     ToolCall,
+    TurnComplete,
     describe_changes,
     is_exportable,
     summarize_draft,
 )
+from backend.events import announced_by_agent
 from bot.conversation.export import Exports
 from bot.conversation.gui import marked_words, rewrite_gui
 from bot.conversation.session import Sessions, session_id
@@ -77,8 +79,10 @@ class AgentChat:
         new_draft: dict[str, Any] | None = None
         model_error: ModelError | None = None
         crash: AgentCrash | None = None
+        complete = False
         await turn.out.send(ChatAction("typing"))
         watchdog = asyncio.create_task(quiet.watch())
+        await turn.sending()
         self._metrics.streams_open.inc()
         events = api.chat(sid, text)
         try:
@@ -100,6 +104,8 @@ class AgentChat:
                     model_error = event
                 elif isinstance(event, AgentCrash):
                     crash = event
+                elif isinstance(event, TurnComplete):
+                    complete = announced_by_agent(event)
         except StreamBroken:
             watchdog.cancel()
             await quiet.finish()
@@ -134,6 +140,15 @@ class AgentChat:
         if crash is not None:
             log.warning("agent crashed: %s", crash.message[:200], extra={"chat_id": turn.chat_id})
 
+        if not complete and model_error is None and crash is None:
+            # Closed cleanly, but the agent never said it was done: the answer was cut.
+            log.warning(
+                "agent stream closed before the turn completed", extra={"chat_id": turn.chat_id}
+            )
+            if visible:
+                await turn.out.send(Stream(stream_ref, visible, final=True))
+            await self._describe_cut(turn, before)
+            return
         if visible.strip():
             await self._finish_reply(turn, text, visible, stream_ref, new_draft)
         elif model_error is None and crash is None:
@@ -210,6 +225,17 @@ class AgentChat:
             await turn.out.send(SendText(t("changes", turn.lang, changes=change), buttons=buttons))
         else:
             await turn.out.send(SendText(t("no_changes", turn.lang), buttons=buttons))
+
+    async def _describe_cut(self, turn: Turn, before: Mapping[str, Any] | None) -> None:
+        """An answer cut short: read the project and say what changed."""
+        api = await self._sessions.api(turn)
+        project = await api.state(session_id(turn))
+        change = describe_changes(before, project.draft, turn.lang)
+        await self._states.remember_draft(turn, project.draft)
+        if change:
+            await turn.out.send(SendText(t("err_stream_cut", turn.lang, changes=change)))
+        else:
+            await turn.out.send(SendText(t("err_stream_cut_unchanged", turn.lang)))
 
 
 def _summary_or_empty(draft: Mapping[str, Any] | None, lang: str) -> str:

@@ -1,11 +1,20 @@
-"""Per-chat state: the store contract, kept in Redis (REDIS_URL, or the embedded server)."""
+"""Per-chat state: the contract every store keeps, and Redis, which runs it everywhere
+(a server of the operator's, a Redis Cluster, or one nemobot starts in its data directory)."""
 
-from bot.store.base import ChatState, ChatStore, PendingExport, StoreUnavailable, Taken
+from bot.store.base import (
+    ChatState,
+    ChatStore,
+    Enqueued,
+    PendingExport,
+    StoreUnavailable,
+    Taken,
+)
 from bot.store.redis_store import RedisChatStore
 
 __all__ = [
     "ChatState",
     "ChatStore",
+    "Enqueued",
     "PendingExport",
     "RedisChatStore",
     "StoreUnavailable",

@@ -1,26 +1,36 @@
 """What every chat store keeps and promises: a chat's state, its pending exports, the
-shared inbox's hand-over record (`Taken`), the `ChatStore` contract, and the one error a
-store raises when it cannot be reached."""
+shared inbox's hand-over records (`Taken`, `Enqueued`), the `ChatStore` contract, and the
+one error a store raises when it cannot be reached."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
+    "SEEN_TTL_S",
     "ChatState",
     "ChatStore",
+    "Enqueued",
     "PendingExport",
     "StoreUnavailable",
     "Taken",
+    "decode_pending",
     "decode_state",
-    "encode_state",
+    "encode_draft",
+    "encode_pending",
+    "encode_token",
+    "encode_video",
     "token_ttl",
 ]
 
 log = logging.getLogger("bot.store")
+
+# How long a queued update's id is remembered, so a second delivery is not run again.
+SEEN_TTL_S = 86400.0
 
 
 @dataclass
@@ -31,7 +41,7 @@ class PendingExport:
     started_at: float
     lang: str = "en"
     progress_ref: str | None = None
-    draft_key: str | None = None  # which version of the project is being rendered
+    draft_key: str | None = None  # the version of the project rendered
 
 
 @dataclass
@@ -46,7 +56,7 @@ class ChatState:
     lang_locked: bool = False
     pending: list[PendingExport] = field(default_factory=list)
     last_draft: dict[str, Any] | None = None
-    # The last video made: its URL, the project version it shows, whether it was re-offered.
+    # The last video delivered: {"url", "draft": the project version it shows, "offered"}.
     last_video: dict[str, str] | None = None
 
 
@@ -55,28 +65,57 @@ class Taken:
     """What the lock holder got from the chat's inbox.
 
     `held` is False when the lock is no longer ours (nothing was taken). `leftover` marks a
-    message a previous holder took and never finished: it died, or stopped, mid-job.
+    message a previous holder took and never finished: it died, or stopped, mid-job; `sent`
+    says that holder may already have handed it to the backend (see `mark_sent`).
     """
 
     held: bool
     item: str | None = None
     leftover: bool = False
+    sent: bool = False
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What `enqueue` did: the inbox's `length` with the message in it (0: the inbox was
+    full and the message refused), or nothing, for an update queued before."""
+
+    length: int = 0
+    duplicate: bool = False
 
 
 class ChatStore(Protocol):
+    """A chat's state is written part by part, each write atomic on its own, so no write
+    (from this process or another) can undo another's."""
+
     async def load(self, chat_id: int) -> ChatState: ...
-    async def save(self, state: ChatState) -> None: ...
+    async def claim_client_id(self, chat_id: int, client_id: str) -> str: ...
+    async def set_token(
+        self, chat_id: int, token: str, expires_at: float | None, client_id: str | None
+    ) -> None: ...
+    async def set_session(
+        self, chat_id: int, session_id: str, task_id: str | None, lang: str | None = None
+    ) -> None: ...
+    async def set_lang(self, chat_id: int, lang: str, locked: bool | None) -> None: ...
+    async def set_draft(self, chat_id: int, draft: Mapping[str, Any] | None) -> None: ...
+    async def set_last_video(self, chat_id: int, video: Mapping[str, str]) -> None: ...
+    async def add_pending(self, chat_id: int, pending: PendingExport) -> None: ...
+    async def claim_pending(self, chat_id: int, render_id: str) -> bool: ...
     async def delete(self, chat_id: int) -> None: ...
     async def try_lock(self, chat_id: int, owner: str, ttl_s: float) -> bool: ...
     async def renew_lock(self, chat_id: int, owner: str, ttl_s: float) -> bool: ...
+    async def lock_holder(self, chat_id: int) -> str | None: ...
     async def unlock(self, chat_id: int, owner: str) -> None: ...
     async def first_seen(
         self, update_id: int, ttl_s: float = 86400, scope: str = "update"
     ) -> bool: ...
     async def chats_with_pending(self) -> list[int]: ...
-    async def enqueue(self, chat_id: int, item: str, limit: int) -> int: ...
+    async def enqueue(
+        self, chat_id: int, item: str, limit: int, update_id: int | None = None
+    ) -> Enqueued: ...
     async def take_queued(self, chat_id: int, owner: str, ttl_s: float) -> Taken: ...
-    async def finish_queued(self, chat_id: int) -> None: ...
+    async def mark_sent(self, chat_id: int, owner: str) -> bool: ...
+    async def finish_queued(self, chat_id: int, owner: str) -> bool: ...
     async def queue_length(self, chat_id: int) -> int: ...
     async def unindex_if_empty(self, chat_id: int) -> int: ...
     async def chats_with_work(self) -> list[int]: ...
@@ -84,37 +123,70 @@ class ChatStore(Protocol):
     async def aclose(self) -> None: ...
 
 
-def encode_state(state: ChatState) -> str:
-    """The chat's state as stored, without the token (kept under its own key and TTL)."""
-    body = asdict(state)
-    del body["token"], body["token_expires_at"]
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+def encode_pending(pending: PendingExport) -> str:
+    return json.dumps(asdict(pending), ensure_ascii=False, separators=(",", ":"))
 
 
-def decode_state(chat_id: int, raw: str | bytes | None, token_raw: str | bytes | None) -> ChatState:
-    """Validate what was read; a corrupted or foreign value is logged and treated as absent."""
-    state = ChatState(chat_id=chat_id)
-    if raw is not None:
+def decode_pending(chat_id: int, raw: str | bytes) -> PendingExport | None:
+    try:
+        body = json.loads(raw)
+        return PendingExport(
+            render_id=str(body["render_id"]),
+            started_at=float(body["started_at"]),
+            lang=str(body.get("lang") or "en"),
+            progress_ref=_opt_str(body.get("progress_ref")),
+            draft_key=_opt_str(body.get("draft_key")),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        log.warning("pending export unreadable, ignoring it", extra={"chat_id": chat_id})
+        return None
+
+
+def encode_token(token: str, expires_at: float | None) -> str:
+    return json.dumps({"token": token, "expires_at": expires_at})
+
+
+def encode_video(video: Mapping[str, str]) -> str:
+    return json.dumps(dict(video), ensure_ascii=False, separators=(",", ":"))
+
+
+def encode_draft(draft: Mapping[str, Any]) -> str:
+    return json.dumps(dict(draft), ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_state(
+    chat_id: int,
+    fields: Mapping[str, str],
+    token_raw: str | bytes | None,
+    draft_raw: str | bytes | None,
+    pending: Iterable[str | bytes],
+) -> ChatState:
+    """Validate what was read; a corrupted or foreign part is logged and treated as absent,
+    and the other parts are kept."""
+    state = ChatState(
+        chat_id=chat_id,
+        client_id=fields.get("client_id") or None,
+        session_id=fields.get("session_id") or None,
+        task_id=fields.get("task_id") or None,
+        lang=fields.get("lang") or None,
+        lang_locked=fields.get("lang_locked") == "1",
+    )
+    video = fields.get("last_video")
+    if video:
         try:
-            body = json.loads(raw)
-            pending = [PendingExport(**p) for p in body.get("pending") or []]
-            draft = body.get("last_draft")
-            video = body.get("last_video")
-            state = ChatState(
-                chat_id=chat_id,
-                client_id=_opt_str(body.get("client_id")),
-                session_id=_opt_str(body.get("session_id")),
-                task_id=_opt_str(body.get("task_id")),
-                lang=_opt_str(body.get("lang")),
-                lang_locked=bool(body.get("lang_locked", False)),
-                pending=pending,
-                last_draft=draft if isinstance(draft, dict) else None,
-                last_video={str(k): str(v) for k, v in video.items()}
-                if isinstance(video, dict)
-                else None,
-            )
-        except (ValueError, TypeError, AttributeError):
-            log.warning("chat state unreadable, starting afresh", extra={"chat_id": chat_id})
+            found_video = json.loads(video)
+            if isinstance(found_video, dict):
+                state.last_video = {str(k): str(v) for k, v in found_video.items()}
+        except ValueError:
+            log.warning("chat's last video unreadable, ignoring it", extra={"chat_id": chat_id})
+    if draft_raw is not None:
+        try:
+            draft = json.loads(draft_raw)
+            state.last_draft = draft if isinstance(draft, dict) else None
+        except ValueError:
+            log.warning("chat draft unreadable, ignoring it", extra={"chat_id": chat_id})
+    found = (decode_pending(chat_id, raw) for raw in pending)
+    state.pending = sorted((p for p in found if p is not None), key=lambda p: p.started_at)
     if token_raw is not None:
         try:
             tok = json.loads(token_raw)
@@ -134,13 +206,11 @@ def _opt_str(value: object) -> str | None:
     return value
 
 
-def token_ttl(state: ChatState, idle_ttl_s: float, now: float) -> float | None:
+def token_ttl(expires_at: float | None, idle_ttl_s: float, now: float) -> float:
     """Seconds the token key may live: until the token expires, at most as long as the chat."""
-    if state.token is None:
-        return None
-    if state.token_expires_at is None:
+    if expires_at is None:
         return idle_ttl_s
-    return min(idle_ttl_s, state.token_expires_at - now)
+    return min(idle_ttl_s, expires_at - now)
 
 
 class StoreUnavailable(Exception):

@@ -1,40 +1,65 @@
 """Per-chat state: Redis in production, memory as the embedded default.
 
 Redis layout (every key of one chat shares the hash tag `{<chat id>}`, so a Redis
-Cluster keeps them on one slot):
+Cluster keeps them on one slot and one script may touch them all):
 
-    <ns>:chat:{<id>}         JSON of ChatState without the token; expires when idle
-    <ns>:chat:{<id>}:token   JSON {token, expires_at}; expires with the token
-    <ns>:chat:{<id>}:lock    owner of the chat's running job; expires on crash
-    <ns>:chat:{<id>}:inbox   list of the chat's queued messages (JSON), oldest first
-    <ns>:chat:{<id>}:running the queued message being run; left behind by a crash
-    <ns>:update:<update id>  set once per Telegram update, for deduplication
-    <ns>:pending             set of chat ids with exports in flight
-    <ns>:queued              set of chat ids with queued messages
+    <ns>:chat:{<id>}            hash: client_id, session_id, task_id, lang, lang_locked
+    <ns>:chat:{<id>}:token      JSON {token, expires_at}; expires with the token
+    <ns>:chat:{<id>}:draft      JSON of the project's last known draft
+    <ns>:chat:{<id>}:pending    hash: render id → JSON of the export in flight
+    <ns>:chat:{<id>}:lock       owner of the chat's running job; expires on crash
+    <ns>:chat:{<id>}:inbox      list of the chat's queued messages (JSON), oldest first
+    <ns>:chat:{<id>}:running    the queued message being run; left behind by a crash
+    <ns>:chat:{<id>}:sent       set once the running message may have reached the backend
+    <ns>:chat:{<id>}:seen:<u>   set once per queued Telegram update, with the message
+    <ns>:update:<update id>     set once per update answered at once, for deduplication
+    <ns>:pending                set of chat ids with exports in flight
+    <ns>:queued                 set of chat ids with queued messages
 
-The inbox is shared by every process on one Redis: whichever holds the chat's lock runs
-its messages in order, so a message outlives the process that accepted it.
+Each write changes one part and refreshes the idle expiry of the chat's keys; none reads
+the whole state to write it back, so no write undoes another's. The inbox is shared by
+every process on one Redis: whichever holds the chat's lock runs its messages in order,
+so a message outlives the process that accepted it.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from bot.store.base import ChatState, StoreUnavailable, Taken, decode_state, encode_state, token_ttl
+from bot.store.base import (
+    SEEN_TTL_S,
+    ChatState,
+    Enqueued,
+    PendingExport,
+    StoreUnavailable,
+    Taken,
+    decode_state,
+    encode_draft,
+    encode_pending,
+    encode_token,
+    encode_video,
+    token_ttl,
+)
 
 __all__ = ["RedisChatStore"]
 
 log = logging.getLogger("bot.store")
 P = ParamSpec("P")
 R = TypeVar("R")
+
+# Refreshes the idle expiry of a chat's state keys (KEYS[1..3]: hash, draft, pending;
+# ARGV[1]: idle ms). Scripts that write a part of the state end with it.
+_TOUCH = """
+for i = 1, 3 do redis.call('pexpire', KEYS[i], ARGV[1]) end
+"""
 
 
 def _unavailable_on_error(
@@ -53,32 +78,98 @@ def _unavailable_on_error(
 
 
 class RedisChatStore:
-    """Chat state on Redis: one round trip per read and per write."""
+    """Chat state on Redis (one server or a Cluster): one round trip per read and write."""
 
     _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"  # noqa: E501
     _UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"  # noqa: E501
-    # KEYS: inbox; ARGV: item, limit, idle ms. The new length, or 0 when `limit` wait already.
+    # KEYS: hash, draft, pending; ARGV: idle ms, client id. The chat's client id, kept if set.
+    _CLAIM_CLIENT = (
+        _TOUCH
+        + """
+redis.call('hsetnx', KEYS[1], 'client_id', ARGV[2])
+return redis.call('hget', KEYS[1], 'client_id')
+"""
+    )
+    # KEYS: hash, draft, pending; ARGV: idle ms, lang, locked ('1', '0', or '' to set the
+    # language only when the user has not chosen one).
+    _SET_LANG = (
+        """
+if ARGV[3] == '' then
+  if redis.call('hget', KEYS[1], 'lang_locked') == '1' then return 0 end
+  redis.call('hset', KEYS[1], 'lang', ARGV[2])
+else
+  redis.call('hset', KEYS[1], 'lang', ARGV[2], 'lang_locked', ARGV[3])
+end
+"""
+        + _TOUCH
+        + "return 1"
+    )
+    # KEYS: hash, draft, pending; ARGV: idle ms, then field/value pairs. A new session
+    # starts with no draft.
+    _SET_SESSION = (
+        """
+redis.call('hset', KEYS[1], unpack(ARGV, 2))
+redis.call('del', KEYS[2])
+"""
+        + _TOUCH
+        + "return 1"
+    )
+    # KEYS: hash, draft, pending, token; ARGV: idle ms, token JSON, token ms, client id.
+    _SET_TOKEN = (
+        """
+if tonumber(ARGV[3]) > 0 then
+  redis.call('set', KEYS[4], ARGV[2], 'PX', ARGV[3])
+else
+  redis.call('del', KEYS[4])
+end
+if ARGV[4] ~= '' then redis.call('hset', KEYS[1], 'client_id', ARGV[4]) end
+"""
+        + _TOUCH
+        + "return 1"
+    )
+    # KEYS: inbox, seen marker (optional); ARGV: item, limit, idle ms, seen ms. The new
+    # length, 0 when `limit` wait already, -1 for an update queued before.
     _ENQUEUE = """
+if KEYS[2] and not redis.call('set', KEYS[2], 1, 'NX', 'PX', ARGV[4]) then return -1 end
 local n = redis.call('llen', KEYS[1])
 if n >= tonumber(ARGV[2]) then return 0 end
 n = redis.call('rpush', KEYS[1], ARGV[1])
 redis.call('pexpire', KEYS[1], ARGV[3])
 return n
 """
-    # KEYS: lock, inbox, running; ARGV: owner, lock ms, idle ms. Renews the lock, then
-    # returns {held, item, leftover}: the unfinished message first, else the inbox's head.
+    # KEYS: lock, inbox, running, sent; ARGV: owner, lock ms, idle ms. Renews the lock,
+    # then returns {held, item, leftover, sent}: the unfinished message first, else the
+    # inbox's head.
     _TAKE = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return {0} end
 redis.call('pexpire', KEYS[1], ARGV[2])
 local cur = redis.call('get', KEYS[3])
-if cur then return {1, cur, 1} end
+if cur then return {1, cur, 1, redis.call('exists', KEYS[4])} end
 local item = redis.call('lpop', KEYS[2])
 if not item then return {1} end
 redis.call('set', KEYS[3], item, 'PX', ARGV[3])
-return {1, item, 0}
+redis.call('del', KEYS[4])
+return {1, item, 0, 0}
+"""
+    # KEYS: lock, sent; ARGV: owner, idle ms. Only the lock's owner may mark.
+    _MARK_SENT = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[2], 1, 'PX', ARGV[2])
+return 1
+"""
+    # KEYS: lock, running, sent; ARGV: owner.
+    _FINISH = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('del', KEYS[2], KEYS[3])
+return 1
 """
 
-    def __init__(self, redis: Redis, namespace: str = "nemobot", idle_ttl_s: float = 30 * 86400):
+    def __init__(
+        self,
+        redis: Redis | RedisCluster,
+        namespace: str = "nemobot",
+        idle_ttl_s: float = 30 * 86400,
+    ):
         self._redis = redis
         self._ns = namespace
         self._idle_ms = int(idle_ttl_s * 1000)
@@ -96,36 +187,101 @@ return {1, item, 0}
     def _chat(self, chat_id: int) -> str:
         return f"{self._ns}:chat:{{{chat_id}}}"
 
-    @_unavailable_on_error
-    async def load(self, chat_id: int) -> ChatState:
+    def _state_keys(self, chat_id: int) -> tuple[str, str, str]:
         key = self._chat(chat_id)
-        raw, token_raw = await self._redis.mget([key, f"{key}:token"])
-        return decode_state(chat_id, raw, token_raw)
+        return key, f"{key}:draft", f"{key}:pending"
+
+    async def _script(self, script: str, keys: tuple[str, ...], *args: Any) -> Any:
+        return await self._redis.eval(script, len(keys), *keys, *args)
 
     @_unavailable_on_error
-    async def save(self, state: ChatState) -> None:
-        key = self._chat(state.chat_id)
-        ttl = token_ttl(state, self._idle_s, time.time())
+    async def load(self, chat_id: int) -> ChatState:
+        key, draft, pending = self._state_keys(chat_id)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.set(key, encode_state(state), px=self._idle_ms)
-        if ttl is None or ttl <= 0:
-            pipe.delete(f"{key}:token")
+        pipe.hgetall(key)
+        pipe.get(f"{key}:token")
+        pipe.get(draft)
+        pipe.hvals(pending)
+        fields, token_raw, draft_raw, pending_raw = await pipe.execute()
+        text = {_text(k): _text(v) for k, v in fields.items()}
+        return decode_state(chat_id, text, token_raw, draft_raw, pending_raw)
+
+    @_unavailable_on_error
+    async def claim_client_id(self, chat_id: int, client_id: str) -> str:
+        """The chat's client id: `client_id` unless the chat has one already."""
+        keys = self._state_keys(chat_id)
+        return _text(await self._script(self._CLAIM_CLIENT, keys, self._idle_ms, client_id))
+
+    @_unavailable_on_error
+    async def set_token(
+        self, chat_id: int, token: str, expires_at: float | None, client_id: str | None
+    ) -> None:
+        keys = (*self._state_keys(chat_id), f"{self._chat(chat_id)}:token")
+        ttl_ms = int(token_ttl(expires_at, self._idle_s, time.time()) * 1000)
+        value = encode_token(token, expires_at)
+        await self._script(self._SET_TOKEN, keys, self._idle_ms, value, ttl_ms, client_id or "")
+
+    @_unavailable_on_error
+    async def set_session(
+        self, chat_id: int, session_id: str, task_id: str | None, lang: str | None = None
+    ) -> None:
+        """A new session (and project): its ids, the language it was made in, no draft."""
+        pairs: list[str] = ["session_id", session_id, "task_id", task_id or ""]
+        if lang is not None:
+            pairs += ["lang", lang]
+        keys = self._state_keys(chat_id)
+        await self._script(self._SET_SESSION, keys, self._idle_ms, *pairs)
+
+    @_unavailable_on_error
+    async def set_lang(self, chat_id: int, lang: str, locked: bool | None) -> None:
+        """`locked` None: the detected language, kept only if the user chose none."""
+        flag = "" if locked is None else ("1" if locked else "0")
+        await self._script(self._SET_LANG, self._state_keys(chat_id), self._idle_ms, lang, flag)
+
+    @_unavailable_on_error
+    async def set_draft(self, chat_id: int, draft: Mapping[str, Any] | None) -> None:
+        _, key, _ = self._state_keys(chat_id)
+        if draft is None:
+            await self._redis.delete(key)
         else:
-            token = {"token": state.token, "expires_at": state.token_expires_at}
-            pipe.set(f"{key}:token", json.dumps(token), px=max(1, int(ttl * 1000)))
-        if state.pending:
-            pipe.sadd(f"{self._ns}:pending", state.chat_id)
-        else:
-            pipe.srem(f"{self._ns}:pending", state.chat_id)
+            await self._redis.set(key, encode_draft(draft), px=self._idle_ms)
+
+    @_unavailable_on_error
+    async def set_last_video(self, chat_id: int, video: Mapping[str, str]) -> None:
+        key, _, _ = self._state_keys(chat_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hset(key, "last_video", encode_video(video))
+        pipe.pexpire(key, self._idle_ms)
         await pipe.execute()
+
+    @_unavailable_on_error
+    async def add_pending(self, chat_id: int, pending: PendingExport) -> None:
+        """Record an export in flight; indexed first, so a crash never hides one."""
+        _, _, key = self._state_keys(chat_id)
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.sadd(f"{self._ns}:pending", chat_id)
+        pipe.hset(key, pending.render_id, encode_pending(pending))
+        pipe.pexpire(key, self._idle_ms)
+        await pipe.execute()
+
+    @_unavailable_on_error
+    async def claim_pending(self, chat_id: int, render_id: str) -> bool:
+        """Remove an export in flight; True for the one caller that removed it, which alone
+        may tell its outcome (deliver the video, or say it failed or stopped)."""
+        _, _, key = self._state_keys(chat_id)
+        claimed = bool(await self._redis.hdel(key, render_id))
+        if claimed and not await self._redis.hlen(key):
+            index = f"{self._ns}:pending"
+            await self._redis.srem(index, chat_id)
+            if await self._redis.hlen(key):  # added meanwhile: stays indexed
+                await self._redis.sadd(index, chat_id)
+        return claimed
 
     @_unavailable_on_error
     async def delete(self, chat_id: int) -> None:
-        key = self._chat(chat_id)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.delete(key, f"{key}:token")
-        pipe.srem(f"{self._ns}:pending", chat_id)
-        await pipe.execute()
+        key, draft, pending = self._state_keys(chat_id)
+        await self._redis.delete(key, f"{key}:token", draft, pending)
+        await self._redis.srem(f"{self._ns}:pending", chat_id)
 
     @_unavailable_on_error
     async def try_lock(self, chat_id: int, owner: str, ttl_s: float) -> bool:
@@ -135,12 +291,17 @@ return {1, item, 0}
     @_unavailable_on_error
     async def renew_lock(self, chat_id: int, owner: str, ttl_s: float) -> bool:
         key = f"{self._chat(chat_id)}:lock"
-        done = await self._redis.eval(self._RENEW, 1, key, owner, int(ttl_s * 1000))
-        return bool(done)
+        return bool(await self._script(self._RENEW, (key,), owner, int(ttl_s * 1000)))
+
+    @_unavailable_on_error
+    async def lock_holder(self, chat_id: int) -> str | None:
+        """Who holds the chat's lock, read without touching it."""
+        holder = await self._redis.get(f"{self._chat(chat_id)}:lock")
+        return None if holder is None else _text(holder)
 
     @_unavailable_on_error
     async def unlock(self, chat_id: int, owner: str) -> None:
-        await self._redis.eval(self._UNLOCK, 1, f"{self._chat(chat_id)}:lock", owner)
+        await self._script(self._UNLOCK, (f"{self._chat(chat_id)}:lock",), owner)
 
     @_unavailable_on_error
     async def first_seen(self, update_id: int, ttl_s: float = 86400, scope: str = "update") -> bool:
@@ -153,31 +314,53 @@ return {1, item, 0}
         return _ids(await self._redis.smembers(f"{self._ns}:pending"))
 
     @_unavailable_on_error
-    async def enqueue(self, chat_id: int, item: str, limit: int) -> int:
-        """Append a message to the chat's inbox unless `limit` wait: the new length, or 0."""
+    async def enqueue(
+        self, chat_id: int, item: str, limit: int, update_id: int | None = None
+    ) -> Enqueued:
+        """Append a message to the chat's inbox unless `limit` wait, in one step with the
+        record that its update was seen: a crash leaves both written or neither."""
+        key = self._chat(chat_id)
+        keys: tuple[str, ...] = (f"{key}:inbox",)
+        if update_id is not None:
+            keys += (f"{key}:seen:{update_id}",)
         pipe = self._redis.pipeline(transaction=False)
-        pipe.eval(self._ENQUEUE, 1, f"{self._chat(chat_id)}:inbox", item, limit, self._idle_ms)
-        pipe.sadd(f"{self._ns}:queued", chat_id)
-        length, _ = await pipe.execute()
-        return int(length)
+        pipe.sadd(f"{self._ns}:queued", chat_id)  # first: a stored message is always indexed
+        seen_ms = int(SEEN_TTL_S * 1000)
+        pipe.eval(self._ENQUEUE, len(keys), *keys, item, limit, self._idle_ms, seen_ms)
+        _, length = await pipe.execute()
+        if int(length) < 0:
+            return Enqueued(duplicate=True)
+        return Enqueued(length=int(length))
 
     @_unavailable_on_error
     async def take_queued(self, chat_id: int, owner: str, ttl_s: float) -> Taken:
         """The next message to run, for the lock's owner only; see `Taken`."""
         key = self._chat(chat_id)
-        keys = (f"{key}:lock", f"{key}:inbox", f"{key}:running")
-        got = await self._redis.eval(self._TAKE, 3, *keys, owner, int(ttl_s * 1000), self._idle_ms)
+        keys = (f"{key}:lock", f"{key}:inbox", f"{key}:running", f"{key}:sent")
+        got = await self._script(self._TAKE, keys, owner, int(ttl_s * 1000), self._idle_ms)
         if not got or not int(got[0]):
             return Taken(held=False)
-        if len(got) < 3:
+        if len(got) < 4:
             return Taken(held=True)
-        item = got[1].decode() if isinstance(got[1], bytes) else str(got[1])
-        return Taken(held=True, item=item, leftover=bool(int(got[2])))
+        return Taken(
+            held=True, item=_text(got[1]), leftover=bool(int(got[2])), sent=bool(int(got[3]))
+        )
 
     @_unavailable_on_error
-    async def finish_queued(self, chat_id: int) -> None:
-        """The message taken last is done."""
-        await self._redis.delete(f"{self._chat(chat_id)}:running")
+    async def mark_sent(self, chat_id: int, owner: str) -> bool:
+        """Record that the running message may reach the backend now; False (and nothing
+        recorded) when the lock is no longer `owner`'s."""
+        key = self._chat(chat_id)
+        keys = (f"{key}:lock", f"{key}:sent")
+        return bool(await self._script(self._MARK_SENT, keys, owner, self._idle_ms))
+
+    @_unavailable_on_error
+    async def finish_queued(self, chat_id: int, owner: str) -> bool:
+        """The message taken last is done; False when the lock is no longer `owner`'s (the
+        message then stays for the holder)."""
+        key = self._chat(chat_id)
+        keys = (f"{key}:lock", f"{key}:running", f"{key}:sent")
+        return bool(await self._script(self._FINISH, keys, owner))
 
     @_unavailable_on_error
     async def queue_length(self, chat_id: int) -> int:
@@ -188,13 +371,11 @@ return {1, item, 0}
         """Drop the chat from the index of queued chats, unless messages still wait (then it
         stays): how many wait. Removing first, then counting, never hides a new message."""
         key = f"{self._ns}:queued"
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.srem(key, chat_id)
-        pipe.llen(f"{self._chat(chat_id)}:inbox")
-        _, length = await pipe.execute()
+        await self._redis.srem(key, chat_id)
+        length = int(await self._redis.llen(f"{self._chat(chat_id)}:inbox"))
         if length:
             await self._redis.sadd(key, chat_id)
-        return int(length)
+        return length
 
     @_unavailable_on_error
     async def chats_with_work(self) -> list[int]:
@@ -214,6 +395,10 @@ return {1, item, 0}
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _ids(members: set[Any]) -> list[int]:

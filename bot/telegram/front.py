@@ -62,7 +62,12 @@ class ConversationLike(Protocol):
     """What the front end needs of `bot.conversation.Conversation`."""
 
     async def handle(
-        self, msg: Inbound, out: Outbox, *, accepted: Callable[[], None] | None = None
+        self,
+        msg: Inbound,
+        out: Outbox,
+        *,
+        accepted: Callable[[], None] | None = None,
+        unstored: Callable[[], None] | None = None,
     ) -> None: ...
 
     def is_control(self, msg: Inbound) -> bool: ...
@@ -150,7 +155,7 @@ class TelegramFront:
         self._bot_id = 0
         self._quick_gate = asyncio.Semaphore(64)
         # Webhook calls waiting for their update's message to be stored, by update id.
-        self._acks: dict[int, asyncio.Future[None]] = {}
+        self._acks: dict[int, asyncio.Future[bool]] = {}
         self._username = ""
 
     # ------------------------------------------------------------------ building
@@ -227,10 +232,11 @@ class TelegramFront:
             log.warning("could not set the command menus: %s", type(exc).__name__)
 
     async def _post_stop(self, application: PTBApp) -> None:
-        """Updates stopped; the bot can still send what stopping jobs have to say."""
-        await self.drain()
+        """Updates stopped: the jobs stop first (their work stays stored), then the calls
+        still waiting on them."""
         if self._on_stop is not None:
             await self._on_stop()
+        await self.drain()
 
     async def _post_shutdown(self, application: PTBApp) -> None:
         if self._renderer is not None:
@@ -321,8 +327,9 @@ class TelegramFront:
     async def accept(self, application: PTBApp, update: Update, wait_s: float) -> bool:
         """Hand a webhook update to the application; return once its message is stored in
         the chat's inbox or answered, or at once when it starts nothing that must last.
-        False when that took longer than `wait_s` (the caller asks for it again)."""
-        acked = asyncio.get_running_loop().create_future()
+        False when the store could not take it, or not within `wait_s` (the caller asks
+        for it again)."""
+        acked: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._acks[update.update_id] = acked
         try:
             await application.process_update(update)
@@ -331,10 +338,9 @@ class TelegramFront:
         if unclaimed:
             return True
         try:
-            await asyncio.wait_for(asyncio.shield(acked), wait_s)
+            return await asyncio.wait_for(asyncio.shield(acked), wait_s)
         except TimeoutError:
             return False
-        return True
 
     async def _answer(self, query: CallbackQuery) -> None:
         """Stop the button's spinner at once, whatever the press starts.
@@ -348,13 +354,17 @@ class TelegramFront:
             log.info("callback query not answered: %s", exc.message)
 
     async def _run(
-        self, msg: Inbound, lang: str | None, acked: asyncio.Future[None] | None = None
+        self, msg: Inbound, lang: str | None, acked: asyncio.Future[bool] | None = None
     ) -> None:
-        """`acked` is resolved once the message is stored or answered (see `accept`)."""
+        """`acked` is resolved once the message is stored or answered (True), or could not
+        be stored (False; see `accept`)."""
 
-        def stored() -> None:
+        def stored(result: bool = True) -> None:
             if acked is not None and not acked.done():
-                acked.set_result(None)
+                acked.set_result(result)
+
+        def unstored() -> None:
+            stored(False)
 
         outbox = self.outbox_for(msg.chat_id, normalize_lang(lang))
         # Quick answers of a burst take turns: thousands of requests in flight at once
@@ -363,7 +373,8 @@ class TelegramFront:
         self.stats.jobs_running += 1
         try:
             async with gate:
-                await self.conversation.handle(msg, outbox, accepted=stored)
+                unstored_cb = unstored if acked is not None else None
+                await self.conversation.handle(msg, outbox, accepted=stored, unstored=unstored_cb)
         finally:
             stored()
             self.stats.jobs_running -= 1

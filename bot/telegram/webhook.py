@@ -6,7 +6,9 @@ acknowledged update again. Here a call is answered once the front end reports th
 message stored in the chat's inbox in Redis, or answered (the quick ones), or not meant
 to run at all. A replica that dies first leaves the call unanswered, and Telegram or the
 balancer delivers the update again, to a living replica; the store's duplicate check
-makes a second delivery harmless. Album parts are the exception: they are collected in
+makes a second delivery harmless. A message the store could not take (Redis failing, or
+slower than REDIS_TIMEOUT_S, which stays below ACCEPT_TIMEOUT_S) is answered 503 at once,
+never 200, so it is delivered again. Album parts are the exception: they are collected in
 memory for `MEDIA_GROUP_WAIT_S` before anything is stored, and holding the call that
 long would keep the album's other parts from arriving.
 
