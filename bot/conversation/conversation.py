@@ -122,6 +122,8 @@ class Conversation:
         started = time.perf_counter()
         with log_context(chat_id=msg.chat_id, update_id=msg.update_id):
             outcome = await self._handle(msg, out, accepted)
+            if outcome == "refused":
+                return  # a flood is logged once per burst, not once per message
             log.info(
                 "message handled",
                 extra={
@@ -144,8 +146,7 @@ class Conversation:
                 return "ok"
             if not msg.text.strip() and not msg.attachments and msg.callback_data is None:
                 return "empty"
-            await self._queue.submit(msg, out, accepted)
-            return "ok"
+            return "ok" if await self._queue.submit(msg, out, accepted) else "refused"
         except asyncio.CancelledError:
             raise
         except Exception as exc:

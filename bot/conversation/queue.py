@@ -15,6 +15,7 @@ from typing import Any
 from bot.conversation.actions import Actions
 from bot.conversation.errors import ErrorReplies, apology, fallback_lang
 from bot.conversation.export import Exports
+from bot.conversation.flood import FloodNotices
 from bot.conversation.inbox import decode_item, encode_item
 from bot.conversation.state import (
     ChatRuntime,
@@ -71,6 +72,7 @@ class ChatQueue:
         self._only: frozenset[int] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
+        self._floods = FloodNotices(MAX_QUEUED)
 
     @property
     def closing(self) -> bool:
@@ -100,6 +102,7 @@ class ChatQueue:
     async def close(self) -> None:
         """Stop every job; queued messages and pending exports stay in the store."""
         self._closing = True
+        self._floods.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
         workers = [rt.worker for rt in self._states.runtimes() if rt.worker is not None]
@@ -117,9 +120,9 @@ class ChatQueue:
 
     async def submit(
         self, msg: Inbound, out: Outbox, accepted: Callable[[], None] | None = None
-    ) -> None:
+    ) -> bool:
         """Put the message in the chat's shared inbox, tell the user when it has to wait,
-        and wait for it when this process runs it."""
+        and wait for it when this process runs it. False when a full inbox refused it."""
         rt = self._states.runtime(msg.chat_id)
         rt.last_out = out
         self.start_sweeper()
@@ -130,14 +133,14 @@ class ChatQueue:
         busy_with: Entry | None = None
         async with rt.admission:  # FIFO: the inbox gets a chat's messages in call order
             if await self.seen(msg):
-                return
+                return True
             rt.waiters[token] = entry
             try:
                 length = await self._store.enqueue(msg.chat_id, encode_item(token, msg), MAX_QUEUED)
             except BaseException:
                 rt.waiters.pop(token, None)
                 raise
-            if accepted is not None and length:
+            if accepted is not None:  # stored, or refused for good: either way answered
                 accepted()
             if length == 0:
                 rt.waiters.pop(token, None)
@@ -150,11 +153,12 @@ class ChatQueue:
                     entry.told = True
         try:
             if length == 0:
-                await self._tell(msg, out, "queue_full", count=MAX_QUEUED)
-                return
+                await self._floods.refused(msg, out)
+                return False
             if busy_with is not None:
                 await self._tell(msg, out, "busy", busy_with=busy_with)
             await asyncio.shield(entry.done)
+            return True
         finally:
             rt.waiters.pop(token, None)
 

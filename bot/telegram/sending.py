@@ -106,6 +106,7 @@ class SendScheduler:
         self._floods = 0  # 429s since the last log line about them
         self._flood_logged_at = float("-inf")
         self.granted: collections.Counter[Priority] = collections.Counter()
+        self._grants = 0
 
     # ------------------------------------------------------------------ callers
     async def slot(self, chat_id: int, priority: Priority) -> None:
@@ -234,9 +235,6 @@ class SendScheduler:
 
     def _grant(self, request: _Request, now: float) -> None:
         chat = request.chat
-        if sum(self.granted.values()) % 4096 == 0:
-            for idle in [c for c in self._chats.values() if c.free_at <= now]:
-                self._forget_if_idle(idle)
         request.granted_at = now
         request.chat_was_free_at = chat.free_at
         self._sent.append(now)
@@ -246,6 +244,10 @@ class SendScheduler:
         if chat.has(request.priority):
             self._list(chat, request.priority)
         request.future.set_result(None)
+        self._grants += 1
+        if self._grants % 4096 == 0:  # chats long quiet are forgotten
+            for idle in [c for c in self._chats.values() if c.free_at <= now]:
+                self._forget_if_idle(idle)
 
     def _arm(self, now: float) -> None:
         """One timer for the next moment something may be granted."""
