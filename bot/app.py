@@ -82,11 +82,13 @@ def build_store(settings: Settings) -> ChatStore:
     """Redis when REDIS_URL is set; otherwise memory, which forgets everything on exit."""
     idle_s = settings.idle_chat_ttl_days * 86400
     if settings.redis_url:
-        # A blocking pool makes a burst wait for a free connection instead of failing.
+        # A blocking pool makes a burst wait for a free connection instead of failing, for
+        # as long as it takes: overload is delay, never an error reply. A connection is
+        # never held past `socket_timeout`, and a Redis that is down fails at connecting.
         pool = BlockingConnectionPool.from_url(
             settings.redis_url,
             max_connections=settings.redis_max_connections,
-            timeout=10,
+            timeout=None,
             socket_connect_timeout=5,
             socket_timeout=10,
             health_check_interval=30,
