@@ -116,6 +116,7 @@ class _Live:
     buttons: tuple[Button, ...] = ()
     flusher: asyncio.Task[None] | None = None
     sending: bool = False  # the flusher holds a slot and is calling Telegram
+    showing: asyncio.Lock = field(default_factory=asyncio.Lock)  # one change at a time
     done: bool = False
     text: str = ""
 
@@ -220,9 +221,11 @@ class TelegramOutbox:
         for live in self._live.values():
             await self._stop_flusher(live)
             if not live.done and live.pending is not None:
-                text, live.pending = live.pending, None
-                with contextlib.suppress(TelegramError):
-                    await self._show(live, text, final=True)
+                async with live.showing:
+                    text, live.pending = live.pending, None
+                    if text is not None:
+                        with contextlib.suppress(TelegramError):
+                            await self._show(live, text, final=True)
         self._stop_typing()
 
     # ------------------------------------------------------------------ delivery
@@ -354,7 +357,8 @@ class TelegramOutbox:
         live.buttons = buttons
         text = text if text.strip() else live.text
         if text.strip():
-            await self._show(live, text, final=True)
+            async with live.showing:
+                await self._show(live, text, final=True)
         if formatted:
             self._stop_typing()
 
@@ -362,23 +366,25 @@ class TelegramOutbox:
         """Show the latest pending text when the chat's turn comes; texts that arrive while
         it waits replace each other, so under congestion the message changes less often."""
         while live.pending is not None and not live.done:
-            create = not live.message_ids
-            priority = _priority(live, final=False, create=create)
-            await self._r.sending.slot(self.chat_id, priority)  # cancelled: nothing was sent
-            text, live.pending = live.pending, None
-            if text is None:
-                return
-            live.sending = True
-            _SLOT_HELD.set(True)
-            try:
-                await self._show(live, text, final=False, create=create)
-            except TelegramError as exc:
-                log.info(
-                    "a streaming edit failed", extra={"chat_id": self.chat_id, "error": exc.message}
-                )
-            finally:
-                _SLOT_HELD.set(False)
-                live.sending = False
+            async with live.showing:
+                create = not live.message_ids
+                priority = _priority(live, final=False, create=create)
+                await self._r.sending.slot(self.chat_id, priority)  # cancelled: nothing sent
+                text, live.pending = live.pending, None
+                if text is None:
+                    return
+                live.sending = True
+                _SLOT_HELD.set(True)
+                try:
+                    await self._show(live, text, final=False, create=create)
+                except TelegramError as exc:
+                    log.info(
+                        "a streaming edit failed",
+                        extra={"chat_id": self.chat_id, "error": exc.message},
+                    )
+                finally:
+                    _SLOT_HELD.set(False)
+                    live.sending = False
 
     async def _stop_flusher(self, live: _Live) -> None:
         """A flusher still waiting for its turn is withdrawn (the caller sends the newer

@@ -4,9 +4,10 @@ Telegram takes about 30 messages a second from a bot, about one a second in a pr
 and 20 a minute in a group, and answers more with 429 and `retry_after`. Every Bot API call
 that shows something first waits here for a slot:
 
-- by class: answers (and error replies, videos) first, then a job's first sign of life,
-  then progress edits; typing only while the last second used less than a share of the
-  budget, so it never delays anything that matters;
+- by class: chats with an answer (or error reply, video) waiting first, then those with a
+  job's first sign of life, then those with progress edits; typing only while the last
+  second used less than a share of the budget, so it never delays anything that matters.
+  Within a chat, messages go in the order they were asked for;
 - between chats of one class in turn (round robin), each chat at its own pace, so no chat
   waits behind another chat's backlog and none is sent to faster than Telegram allows;
 - never into a 429 on purpose: at most `per_second` slots in any window of a second, and a
@@ -63,6 +64,7 @@ class _Request:
     chat: _Chat
     priority: Priority
     future: asyncio.Future[None]
+    seq: int = 0
     granted_at: float | None = None
     chat_was_free_at: float = 0.0
 
@@ -71,13 +73,19 @@ class _Request:
 class _Chat:
     chat_id: int
     interval: float
-    free_at: float = 0.0  # no message before this (its pace, or Telegram's retry_after)
+    paced_at: float = 0.0  # no message before this: the chat's pace
+    flood_until: float = 0.0  # nothing at all before this: Telegram's retry_after
     waiting: dict[Priority, collections.deque[_Request]] = field(default_factory=dict)
     listed: set[Priority] = field(default_factory=set)  # in the class's turn queue
     asleep: set[Priority] = field(default_factory=set)  # in the wake-up heap
 
     def has(self, priority: Priority) -> bool:
         return bool(self.waiting.get(priority))
+
+    def free_at(self, priority: Priority) -> float:
+        if priority is Priority.TYPING:  # chat actions do not count against the pace
+            return self.flood_until
+        return max(self.paced_at, self.flood_until)
 
 
 class SendScheduler:
@@ -113,7 +121,8 @@ class SendScheduler:
         """Wait for this chat's turn to send one call of this class. Cancelling the wait
         withdraws the request (and gives back a slot granted but not yet used)."""
         chat = self._chat(chat_id)
-        request = _Request(chat, priority, asyncio.get_running_loop().create_future())
+        future = asyncio.get_running_loop().create_future()
+        request = _Request(chat, priority, future, next(self._order))
         chat.waiting.setdefault(priority, collections.deque()).append(request)
         self._list(chat, priority)
         self._pump()
@@ -127,7 +136,7 @@ class SendScheduler:
         """Telegram refused a call to this chat: nothing more before `seconds` from now."""
         now = self._clock()
         chat = self._chat(chat_id)
-        chat.free_at = max(chat.free_at, now + seconds)
+        chat.flood_until = max(chat.flood_until, now + seconds)
         self._floods += 1
         if self._on_429 is not None:
             self._on_429()
@@ -168,13 +177,13 @@ class SendScheduler:
             if with_slot in self._sent:
                 self._sent.remove(with_slot)
             if request.priority is not Priority.TYPING:
-                chat.free_at = min(chat.free_at, max(request.chat_was_free_at, with_slot))
+                chat.paced_at = min(chat.paced_at, max(request.chat_was_free_at, with_slot))
         self._forget_if_idle(chat)
         self._pump()
 
     def _forget_if_idle(self, chat: _Chat) -> None:
         idle = not chat.listed and not chat.asleep and not any(chat.waiting.values())
-        if idle and chat.free_at <= self._clock():
+        if idle and chat.free_at(Priority.ANSWER) <= self._clock():
             self._chats.pop(chat.chat_id, None)
 
     # ------------------------------------------------------------------ granting
@@ -207,46 +216,54 @@ class SendScheduler:
 
     def _next(self, now: float) -> _Request | None:
         for priority in (Priority.ANSWER, Priority.FIRST, Priority.PROGRESS):
-            turns = self._turns[priority]
-            while turns:
-                chat = turns.popleft()
-                chat.listed.discard(priority)
-                if not chat.has(priority):
-                    continue
-                if chat.free_at > now:
-                    chat.asleep.add(priority)
-                    heapq.heappush(self._wakeups, (chat.free_at, next(self._order), priority, chat))
-                    continue
-                return chat.waiting[priority].popleft()
-        spare = self.limits.per_second * self.limits.typing_share
-        turns = self._turns[Priority.TYPING]
-        while turns and self._window_used(now) < spare:
-            chat = turns.popleft()
-            chat.listed.discard(Priority.TYPING)
-            if chat.has(Priority.TYPING):
-                if chat.free_at > now:  # told to wait: typing can be skipped
-                    chat.asleep.add(Priority.TYPING)
-                    heapq.heappush(
-                        self._wakeups, (chat.free_at, next(self._order), Priority.TYPING, chat)
-                    )
-                    continue
-                return chat.waiting[Priority.TYPING].popleft()
+            request = self._take_turn(priority, now)
+            if request is not None:
+                return request
+        if self._window_used(now) < self.limits.per_second * self.limits.typing_share:
+            return self._take_turn(Priority.TYPING, now)
         return None
+
+    def _take_turn(self, priority: Priority, now: float) -> _Request | None:
+        """The next chat in turn for this class that may send now; those that may not yet
+        sleep until they may."""
+        turns = self._turns[priority]
+        while turns:
+            chat = turns.popleft()
+            chat.listed.discard(priority)
+            if not chat.has(priority):
+                continue
+            if (free_at := chat.free_at(priority)) > now:
+                chat.asleep.add(priority)
+                heapq.heappush(self._wakeups, (free_at, next(self._order), priority, chat))
+                continue
+            return self._oldest(chat, priority)
+        return None
+
+    @staticmethod
+    def _oldest(chat: _Chat, priority: Priority) -> _Request:
+        """A chat whose turn came sends in the order it asked: its most urgent request
+        won the chat the turn, but an older message of it goes first."""
+        if priority is Priority.TYPING:
+            return chat.waiting[priority].popleft()
+        queues = [q for p, q in chat.waiting.items() if q and p is not Priority.TYPING]
+        oldest = min(queues, key=lambda q: q[0].seq)
+        return oldest.popleft()
 
     def _grant(self, request: _Request, now: float) -> None:
         chat = request.chat
         request.granted_at = now
-        request.chat_was_free_at = chat.free_at
+        request.chat_was_free_at = chat.paced_at
         self._sent.append(now)
         self.granted[request.priority] += 1
-        if request.priority is not Priority.TYPING:  # chat actions do not count per chat
-            chat.free_at = max(chat.free_at, now + chat.interval)
-        if chat.has(request.priority):
-            self._list(chat, request.priority)
+        if request.priority is not Priority.TYPING:
+            chat.paced_at = max(chat.paced_at, now + chat.interval)
+        for priority, queue in chat.waiting.items():
+            if queue:
+                self._list(chat, priority)
         request.future.set_result(None)
         self._grants += 1
         if self._grants % 4096 == 0:  # chats long quiet are forgotten
-            for idle in [c for c in self._chats.values() if c.free_at <= now]:
+            for idle in [c for c in self._chats.values() if c.free_at(Priority.ANSWER) <= now]:
                 self._forget_if_idle(idle)
 
     def _arm(self, now: float) -> None:
