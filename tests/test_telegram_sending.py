@@ -43,7 +43,7 @@ async def test_answers_go_first_then_signs_of_life_then_progress_then_typing() -
 
 
 async def test_chats_take_turns_whatever_their_backlog() -> None:
-    limits = SendLimits(per_second=3, private_interval_s=0.0, margin_s=0.0)
+    limits = SendLimits(per_second=3, private_interval_s=0.0, margin_s=0.0, chat_margin_s=0.0)
     scheduler = SendScheduler(limits)
     asks = [(1, Priority.ANSWER)] * 4 + [(2, Priority.ANSWER), (3, Priority.ANSWER)]
     order = await grant_order(scheduler, asks)
@@ -53,7 +53,7 @@ async def test_chats_take_turns_whatever_their_backlog() -> None:
 
 async def test_a_chat_waits_its_interval_and_a_withdrawn_slot_is_given_back() -> None:
     loop = asyncio.get_running_loop()
-    scheduler = SendScheduler(SendLimits(private_interval_s=0.3, margin_s=0.0))
+    scheduler = SendScheduler(SendLimits(private_interval_s=0.3, margin_s=0.0, chat_margin_s=0.0))
     await scheduler.slot(7, Priority.ANSWER)
     first = loop.time()
     waiting = asyncio.create_task(scheduler.slot(7, Priority.PROGRESS))
