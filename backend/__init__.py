@@ -1,9 +1,10 @@
-"""The NemoVideo backend: an async client, typed chat events, draft and file helpers.
+"""The NemoVideo backend: an async client, typed chat events, draft and file helpers,
+and the secret masking every layer uses.
 
 Imports nothing from `bot`, `router`, `telegram` or `redis`.
 """
 
-from backend.client import NemoApi, NemoClient
+from backend.client import NemoApi, NemoClient, build_client
 from backend.config import ACCEPTED_EXTENSIONS, MIB, VERSION, ClientConfig, UploadLimits
 from backend.drafts import describe_changes, is_exportable, summarize_draft
 from backend.errors import (
@@ -35,7 +36,7 @@ from backend.events import (
     ToolResult,
     TurnComplete,
 )
-from backend.files import FileKind, preflight
+from backend.files import FileKind, file_kind, preflight
 from backend.models import (
     Credentials,
     Credits,
@@ -46,10 +47,12 @@ from backend.models import (
     UploadedFile,
     UploadFile,
 )
+from backend.redaction import SECRET_PATTERN, redact
 
 __all__ = [
     "ACCEPTED_EXTENSIONS",
     "MIB",
+    "SECRET_PATTERN",
     "VERSION",
     "AgentCrash",
     "BackendUnavailable",
@@ -89,8 +92,11 @@ __all__ = [
     "UploadFile",
     "UploadLimits",
     "UploadedFile",
+    "build_client",
     "describe_changes",
+    "file_kind",
     "is_exportable",
     "preflight",
+    "redact",
     "summarize_draft",
 ]

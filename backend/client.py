@@ -1,9 +1,9 @@
 """The NemoVideo client: one shared httpx.AsyncClient, typed answers, one error tree.
 
 `NemoClient` holds the connection pool and the configuration; `NemoApi` is one chat's
-view of it, bound to that chat's credentials. Recovery happens here and only where it
-is safe: a single retry after a 429 (never for chat), and a single retry after a new
-anonymous token when the old one expired.
+view of it, bound to that chat's credentials. Recovery happens only where it is safe,
+for requests refused at the door (`backend.recovery`): one retry after a 429, waiting
+what the server asks, and one after a new anonymous token when the old one expired.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -26,10 +27,8 @@ from backend.errors import (
     MissingClientId,
     NemoError,
     ProtocolError,
-    RateLimited,
     StreamBroken,
     StreamTimeout,
-    TokenExpired,
     map_error,
 )
 from backend.events import ChatEvent, StreamParser, TurnComplete
@@ -50,6 +49,7 @@ from backend.models import (
     parse_uploaded,
     require_mapping,
 )
+from backend.recovery import Recovery, Renew
 from backend.transport import backend_transport
 
 log = logging.getLogger(__name__)
@@ -60,13 +60,21 @@ _CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+    """Seconds the server asks us to wait: `Retry-After` as seconds or as an HTTP date."""
+    value = response.headers.get("retry-after", "").strip()
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _parse_json(content: bytes) -> tuple[Any, bool]:
@@ -86,13 +94,39 @@ def _unwrap(body: Any) -> Any:
     return body
 
 
-class NemoClient:
-    """Shared by every chat; pass the httpx client in, or let `from_config` build one."""
+Wrap = Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
 
-    def __init__(self, http: httpx.AsyncClient, config: ClientConfig) -> None:
+
+def build_client(
+    config: ClientConfig,
+    *,
+    max_connections: int = 100,
+    wrap: Wrap | None = None,
+    event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+) -> NemoClient:
+    """The client as the product runs it, owning its connection pool (closed by `aclose`).
+
+    `max_connections` bounds the pool (each open agent stream holds one); `wrap` puts a
+    layer over the transport (request logging) and `event_hooks` are httpx's (metrics).
+    """
+    transport = backend_transport(max_connections, base_url=config.base_url)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(config.request_timeout),
+        transport=wrap(transport) if wrap else transport,
+        event_hooks=event_hooks,
+    )
+    return NemoClient(http, config, owns_http=True)
+
+
+class NemoClient:
+    """Shared by every chat. `build_client` makes one; or pass an httpx client in."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, config: ClientConfig, *, owns_http: bool = False
+    ) -> None:
         self.http = http
         self.config = config
-        self._owns_http = False
+        self._owns_http = owns_http
         self._base = config.base_url.rstrip("/")
         self._static_headers = {
             "X-Skill-Source": config.skill_source,
@@ -100,17 +134,6 @@ class NemoClient:
             "X-Skill-Platform": config.platform,
             "User-Agent": config.user_agent,
         }
-
-    @classmethod
-    def from_config(cls, config: ClientConfig) -> NemoClient:
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(config.request_timeout),
-            transport=backend_transport(max_connections=100, base_url=config.base_url),
-            follow_redirects=False,
-        )
-        client = cls(http, config)
-        client._owns_http = True
-        return client
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -134,15 +157,17 @@ class NemoClient:
 
     async def anonymous_token(self, client_id: str) -> Credentials:
         """A fresh anonymous token (100 credits, 7 days) for this client id."""
-        for attempt in (1, 2):
-            try:
-                return await self._fetch_token(client_id)
-            except RateLimited:
-                if attempt == 2:
-                    raise
-                log.info("rate limited; waiting", extra={"endpoint": "anonymous-token"})
-                await asyncio.sleep(self.config.rate_limit_wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+        recovery = self.recovery("anonymous-token")
+        return await recovery.attempts()(self._fetch_token, client_id)
+
+    def recovery(self, endpoint: str, renew: Renew | None = None) -> Recovery:
+        """A retry budget for one call to `endpoint`, on this client's settings."""
+        return Recovery(
+            endpoint,
+            rate_limit_wait=self.config.rate_limit_wait,
+            max_wait=self.config.max_retry_after,
+            renew=renew,
+        )
 
     async def credentials(self, client_id: str) -> Credentials:
         """The operator token when one is configured, else a new anonymous token."""
@@ -410,9 +435,45 @@ class NemoApi:
         return self._chat(session_id, text)
 
     async def _chat(self, session_id: str, text: str) -> AsyncIterator[ChatEvent]:
+        config = self.client.config
+        deadline = asyncio.get_running_loop().time() + config.chat_timeout
+        response = await self._open_stream(session_id, text, deadline)
+        try:
+            # Read inline (not through a nested generator): one hop per event.
+            parser = StreamParser()
+            chunks = response.aiter_bytes()
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError as exc:
+                    raise StreamTimeout(
+                        f"chat: still running after {config.chat_timeout:g}s"
+                    ) from exc
+                except httpx.TimeoutException as exc:
+                    raise StreamBroken(
+                        f"chat: nothing received for {config.chat_read_timeout:g}s"
+                    ) from exc
+                except httpx.HTTPError as exc:
+                    raise StreamBroken(f"chat: stream broke ({type(exc).__name__})") from exc
+                for event in parser.feed(chunk):
+                    yield event
+            for event in parser.close():
+                yield event
+            if not parser.crashed and not parser.turn_complete:
+                yield TurnComplete()
+        finally:
+            await response.aclose()
+
+    async def _open_stream(self, session_id: str, text: str, deadline: float) -> httpx.Response:
+        """The agent's event stream, once the server took the message.
+
+        A refusal before the stream starts (429, expired token) means the agent never saw
+        the message, so it is sent again within the recovery budget."""
         client = self.client
         config = client.config
-        deadline = asyncio.get_running_loop().time() + config.chat_timeout
         body = {
             "app_name": config.app_name,
             "user_id": "me",
@@ -420,9 +481,11 @@ class NemoApi:
             "new_message": {"role": "user", "parts": [{"text": text}]},
         }
         timeout = httpx.Timeout(config.request_timeout, read=config.chat_read_timeout)
-        renewed = False
-        while True:
+        recovery = client.recovery("chat", renew=self._renew)
+
+        async def attempt() -> httpx.Response:
             creds = await self._fresh_creds()
+            recovery.sent_with = creds
             headers = client.headers(creds.token)
             headers["Accept"] = "text/event-stream"
             headers["Cache-Control"] = "no-store"
@@ -430,60 +493,30 @@ class NemoApi:
                 "POST", client.url("/run_sse"), json=body, headers=headers, timeout=timeout
             )
             try:
-                async with asyncio.timeout_at(deadline):
-                    response = await client.http.send(request, stream=True)
-            except TimeoutError as exc:
-                raise StreamTimeout(f"chat: no answer within {config.chat_timeout:g}s") from exc
+                response = await client.http.send(request, stream=True)
             except _CONNECT_ERRORS as exc:
                 raise BackendUnavailable(f"chat: {type(exc).__name__}") from exc
             except httpx.HTTPError as exc:
                 raise StreamBroken(f"chat: {type(exc).__name__} before the answer") from exc
+            content_type = response.headers.get("content-type", "")
+            if response.status_code == 200 and "text/event-stream" in content_type:
+                return response
             try:
-                content_type = response.headers.get("content-type", "")
-                if response.status_code != 200 or "text/event-stream" not in content_type:
-                    error = await self._chat_refusal(response, creds, deadline)
-                    if isinstance(error, TokenExpired) and creds.anonymous and not renewed:
-                        # Refused at the door: the agent never saw the message.
-                        renewed = True
-                        await self._renew(creds)
-                        continue
-                    raise error
-                # Read inline (not through a nested generator): one hop per event.
-                parser = StreamParser()
-                chunks = response.aiter_bytes()
-                while True:
-                    try:
-                        async with asyncio.timeout_at(deadline):
-                            chunk = await anext(chunks)
-                    except StopAsyncIteration:
-                        break
-                    except TimeoutError as exc:
-                        raise StreamTimeout(
-                            f"chat: still running after {config.chat_timeout:g}s"
-                        ) from exc
-                    except httpx.TimeoutException as exc:
-                        raise StreamBroken(
-                            f"chat: nothing received for {config.chat_read_timeout:g}s"
-                        ) from exc
-                    except httpx.HTTPError as exc:
-                        raise StreamBroken(f"chat: stream broke ({type(exc).__name__})") from exc
-                    for event in parser.feed(chunk):
-                        yield event
-                for event in parser.close():
-                    yield event
-                if not parser.crashed and not parser.turn_complete:
-                    yield TurnComplete()
-                return
+                error = await self._chat_refusal(response, creds)
             finally:
                 await response.aclose()
+            raise error
 
-    async def _chat_refusal(
-        self, response: httpx.Response, creds: Credentials, deadline: float
-    ) -> NemoError:
         try:
             async with asyncio.timeout_at(deadline):
-                content = await response.aread()
-        except (TimeoutError, httpx.HTTPError) as exc:
+                return await recovery.attempts()(attempt)
+        except TimeoutError as exc:
+            raise StreamTimeout(f"chat: no answer within {config.chat_timeout:g}s") from exc
+
+    async def _chat_refusal(self, response: httpx.Response, creds: Credentials) -> NemoError:
+        try:
+            content = await response.aread()
+        except httpx.HTTPError as exc:
             return BackendUnavailable(f"chat: refused ({response.status_code}), {exc!r}")
         body, _ = _parse_json(content)
         error = map_error(
@@ -541,30 +574,21 @@ class NemoApi:
         files: Callable[[], Any] | None = None,
         allow_empty: bool = False,
     ) -> Any:
-        rate_retried = False
-        auth_retried = False
-        while True:
+        recovery = self.client.recovery(endpoint, renew=self._renew)
+
+        async def attempt() -> Any:
             creds = await self._fresh_creds()
-            try:
-                return await self.client.send(
-                    method,
-                    path,
-                    endpoint=endpoint,
-                    token=creds.token,
-                    json_body=json_body() if json_body else None,
-                    files=files() if files else None,
-                    anonymous=creds.anonymous,
-                    credits_link=self._credits_link(),
-                    allow_empty=allow_empty,
-                )
-            except RateLimited:
-                if rate_retried:
-                    raise
-                rate_retried = True
-                log.info("rate limited; waiting", extra={"endpoint": endpoint})
-                await asyncio.sleep(self.client.config.rate_limit_wait)
-            except TokenExpired:
-                if auth_retried or not creds.anonymous:
-                    raise
-                auth_retried = True
-                await self._renew(creds)
+            recovery.sent_with = creds
+            return await self.client.send(
+                method,
+                path,
+                endpoint=endpoint,
+                token=creds.token,
+                json_body=json_body() if json_body else None,
+                files=files() if files else None,
+                anonymous=creds.anonymous,
+                credits_link=self._credits_link(),
+                allow_empty=allow_empty,
+            )
+
+        return await recovery.attempts()(attempt)

@@ -44,7 +44,10 @@ class ClientConfig:
     version: str = VERSION
     user_agent: str = f"nemobot/{VERSION}"
     operator_token: str | None = field(default=None, repr=False)
+    # Wait before the one retry after a 429 whose answer names no `Retry-After`.
     rate_limit_wait: float = 30.0
+    # Longest `Retry-After` waited for; a server asking for more gets RateLimited at once.
+    max_retry_after: float = 120.0
     chat_timeout: float = 900.0
     request_timeout: float = 30.0
     limits: UploadLimits = field(default_factory=UploadLimits)

@@ -225,6 +225,16 @@ def _meta(draft: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return {}
 
 
+def canvas_of(draft: Mapping[str, Any] | None, config: Any = None) -> tuple[int, int] | None:
+    """The project's canvas (width, height) in pixels: the state's `canvas_config` when it
+    has one, else the draft's metadata; None when neither says."""
+    for source in (config if isinstance(config, Mapping) else {}, _meta(draft)):
+        w, h = _num(source.get("width")), _num(source.get("height"))
+        if w is not None and h is not None and w > 0 and h > 0:
+            return round(w), round(h)
+    return None
+
+
 def describe_changes(
     before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, lang: str = "en"
 ) -> str | None:

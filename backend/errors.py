@@ -5,23 +5,18 @@ Every error carries what the bot needs to word a reply; none carries a token.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from backend.config import ACCEPTED_EXTENSIONS
+from backend.redaction import redact
 
-# Secret shapes scrubbed from any server-supplied text before it enters an exception.
-_SECRET_SHAPES = re.compile(r"\b(?:nmv|clm)_[A-Za-z0-9_-]{4,}|\bBearer\s+\S+", re.IGNORECASE)
 _MAX_MESSAGE = 300
 
 
 def scrub(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Remove known secrets and secret-shaped strings, and cap the length."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    text = _SECRET_SHAPES.sub("***", text)
+    """Server-supplied text fit for an exception: secrets masked, length capped."""
+    text = redact(text, secrets)
     if len(text) > _MAX_MESSAGE:
         text = text[: _MAX_MESSAGE - 1] + "…"
     return text

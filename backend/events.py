@@ -1,8 +1,9 @@
 """ADK `/run_sse` stream → typed chat events. Pure: bytes in, events out, no I/O.
 
-The line splitting is httpx-sse's own decoder; on top of it this module keeps what
-httpx-sse drops (comment keep-alives, an unterminated last event) and turns each
-event's JSON into the few things the bot cares about.
+Lines are split here rather than by httpx-sse, whose public reader (`aiter_sse`) drops
+three things the service sends and this module keeps: `:` comment keep-alives, older
+crash lines without `data:`, and an event left unterminated when the stream closes.
+Each event's JSON becomes the few things the bot cares about.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from httpx_sse._decoders import SSELineDecoder
 
 log = logging.getLogger(__name__)
 
@@ -92,46 +91,16 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return {"result": value}
 
 
-# The commonest event by far is a text chunk exactly as ADK serialises it. It is read
-# without building the whole JSON object: the text part, then whitelisted keys with harmless
-# values, then the id and timestamp. Anything else (an error code, a state delta, a thought,
-# another key order…) fails a check and takes the full JSON path, so for any valid event the
-# result is the full parse's. Consecutive chunks share their middle part: checked once.
-_TEXT_HEAD = re.compile(
-    r'\{"content":\{"parts":\[\{"text":"([^"\\]*(?:\\.[^"\\]*)*)"\}\],"role":"model"\}'
-)
-_TEXT_MIDDLE = re.compile(
-    r"(?:"
-    r',"partial":(?P<partial>true|false)'
-    r'|,"turnComplete":(?P<complete>true|false)'
-    r'|,"(?:invocationId|author|branch|modelVersion)":"[^"\\]*"'
-    r'|,"actions":\{"stateDelta":\{\},"artifactDelta":\{\}'
-    r'(?:,"requestedAuthConfigs":\{\})?(?:,"requestedToolConfirmations":\{\})?\}'
-    r'|,"nodeInfo":\{"path":"[^"\\]*"\}'
-    r")*"
-)
-_TEXT_PREFIX = '{"content":{"parts":[{"text":"'
-_TEXT_START = len(_TEXT_PREFIX)
-_TEXT_CLOSE = '"}],"role":"model"}'
-_TEXT_CLOSE_LEN = len(_TEXT_CLOSE)
-_ID_KEY = ',"id":"'
-_TIMESTAMP_KEY = '","timestamp":'
-_TIMESTAMP_KEY_LEN = len(_TIMESTAMP_KEY)
-_HEARTBEAT = '{"type":"heartbeat"}'
-
-
 class EventDecoder:
     """Decodes one event's `data` into typed events, remembering partial text."""
 
-    __slots__ = ("_middle", "_middle_flags", "_shown", "_shown_len", "crashed", "turn_complete")
+    __slots__ = ("_shown", "_shown_len", "crashed", "turn_complete")
 
     def __init__(self) -> None:
         # Text of the current partial run already given out, kept in pieces (joined lazily)
         # so a long reply of many chunks costs linear time.
         self._shown: list[str] = []
         self._shown_len = 0
-        self._middle = ""  # the last text chunk's checked middle part, and its flags
-        self._middle_flags = (False, False)
         self.crashed = False
         self.turn_complete = False
 
@@ -142,13 +111,11 @@ class EventDecoder:
         return out
 
     def decode_into(self, data: str, out: list[ChatEvent]) -> None:
-        """`decode`, appending to `out` (the stream parser's hot path)."""
-        if data.startswith(_TEXT_PREFIX) and self._fast_text(data, out):
-            return
-        out.extend(self._slow(data))
+        """`decode`, appending to `out` (the stream parser's loop)."""
+        out.extend(self._decode(data))
 
-    def _slow(self, data: str) -> list[ChatEvent]:
-        if not data or data.isspace() or data == _HEARTBEAT:
+    def _decode(self, data: str) -> list[ChatEvent]:
+        if not data or data.isspace():
             return [_KEEPALIVE]
         try:
             obj = json.loads(data)
@@ -216,62 +183,6 @@ class EventDecoder:
             self.turn_complete = True
             out.append(_TURN_COMPLETE)
         return out
-
-    def _fast_text(self, data: str, out: list[ChatEvent]) -> bool:
-        """Read a plain ADK text chunk without a full JSON parse; False when unsure."""
-        # The text: up to the first quote when it holds no escape, else by the regex.
-        close = data.find('"', _TEXT_START)
-        if close < 0:
-            return False
-        if data.find("\\", _TEXT_START, close) < 0:
-            if not data.startswith(_TEXT_CLOSE, close):
-                return False
-            text = data[_TEXT_START:close]
-            middle_start = close + _TEXT_CLOSE_LEN
-        else:
-            head = _TEXT_HEAD.match(data)
-            if head is None:
-                return False
-            text = json.loads(f'"{head[1]}"')
-            middle_start = head.end()
-        # The middle (whitelisted keys), checked once and then compared, up to the id.
-        known = self._middle
-        if known and data.startswith(known, middle_start):
-            id_start = middle_start + len(known)
-            partial, complete = self._middle_flags
-        else:
-            tail = data.rfind(_ID_KEY, middle_start)
-            if tail < 0:
-                return False
-            checked = _TEXT_MIDDLE.fullmatch(data, middle_start, tail)
-            if checked is None:
-                return False
-            partial, complete = checked["partial"] == "true", checked["complete"] == "true"
-            self._middle = data[middle_start:tail] + _ID_KEY
-            self._middle_flags = (partial, complete)
-            id_start = tail + len(_ID_KEY)
-        # The end: `<plain id>","timestamp":<digits[.digits]>}`.
-        id_end = data.find('"', id_start)
-        if (
-            id_end < 0
-            or data.find("\\", id_start, id_end) >= 0
-            or not data.startswith(_TIMESTAMP_KEY, id_end)
-            or data[-1] != "}"
-            or not _plain_number(data[id_end + _TIMESTAMP_KEY_LEN : -1])
-        ):
-            return False
-        if partial and text and (not self._shown_len or len(text) <= self._shown_len):
-            self._shown.append(text)  # the usual delta chunk
-            self._shown_len += len(text)
-            out.append(TextDelta(text))
-        else:
-            new = self._merge(text, partial)
-            if new:
-                out.append(TextDelta(new))
-        if complete and not self.turn_complete:
-            self.turn_complete = True
-            out.append(_TURN_COMPLETE)
-        return True
 
     def _merge(self, text: str, partial: bool) -> str:
         """The part of `text` not yet shown, for delta or cumulative chunks and final repeats."""
@@ -360,11 +271,6 @@ class EventDecoder:
         return AgentCrash(message[:_MAX_CRASH])
 
 
-def _plain_number(text: str) -> bool:
-    digits = text.replace(".", "", 1)
-    return digits.isdigit() and digits.isascii()
-
-
 def _error_message(obj: Mapping[str, Any]) -> str:
     error = obj.get("error")
     if isinstance(error, str):
@@ -387,14 +293,13 @@ class StreamParser:
     left unterminated when the stream closes is still decoded.
     """
 
-    __slots__ = ("_data", "_events", "_lines", "_text", "saw_bytes")
+    __slots__ = ("_data", "_events", "_lines", "_text")
 
     def __init__(self) -> None:
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._lines = SSELineDecoder()
+        self._lines = _LineSplitter()
         self._data: list[str] = []
         self._events = EventDecoder()
-        self.saw_bytes = False
 
     @property
     def crashed(self) -> bool:
@@ -407,16 +312,15 @@ class StreamParser:
     def feed(self, chunk: bytes) -> list[ChatEvent]:
         if not chunk:
             return []
-        self.saw_bytes = True
         text = self._text.decode(chunk)
         if not text:
             return []
-        return self._lines_to_events(self._lines.decode(text))
+        return self._lines_to_events(self._lines.split(text))
 
     def close(self) -> list[ChatEvent]:
         """Flush at end of stream: a last line without newline, a last event without blank line."""
         tail = self._text.decode(b"", final=True)
-        lines = self._lines.decode(tail) if tail else []
+        lines = self._lines.split(tail) if tail else []
         lines.extend(self._lines.flush())
         out = self._lines_to_events(lines)
         if self._data:
@@ -447,3 +351,41 @@ class StreamParser:
         data = "\n".join(self._data) if len(self._data) > 1 else self._data[0]
         self._data.clear()
         return self._events.decode(data)
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+class _LineSplitter:
+    """Text pieces → whole lines, ended by CRLF, CR or LF only (the SSE rule: not the other
+    breaks `str.splitlines` knows, which a JSON string may hold raw). A CR at the end of a
+    piece waits for the next one, which may start with the LF of the same line end."""
+
+    __slots__ = ("_cr", "_rest")
+
+    def __init__(self) -> None:
+        self._rest: list[str] = []  # the unfinished line, in pieces
+        self._cr = False
+
+    def split(self, text: str) -> list[str]:
+        if self._cr:
+            text = "\r" + text
+        self._cr = text.endswith("\r")
+        if self._cr:
+            text = text[:-1]
+        lines = _LINE_END.split(text)
+        if len(lines) == 1:  # no line end yet
+            self._rest.append(text)
+            return []
+        if self._rest:
+            lines[0] = "".join(self._rest) + lines[0]
+        last = lines.pop()
+        self._rest = [last] if last else []
+        return lines
+
+    def flush(self) -> list[str]:
+        """The last line when the stream ends without a line end."""
+        ended = bool(self._rest) or self._cr
+        line = "".join(self._rest)
+        self._rest, self._cr = [], False
+        return [line] if ended else []

@@ -66,6 +66,8 @@ _KIND_BY_MIME: dict[str, FileKind] = {
     ),
 }
 
+_MAJORS = frozenset(kind.value for kind in FileKind)
+
 # Say nothing about the content: no reason to refuse on them.
 _GENERIC_MIME = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 
@@ -78,8 +80,27 @@ def extension(name: str) -> str:
     return base.rsplit(".", 1)[-1].strip().lower()
 
 
+def _clean_mime(mime: str | None) -> str:
+    return (mime or "").split(";", 1)[0].strip().lower()
+
+
 def _mime_major(mime: str) -> str:
     return mime.split("/", 1)[0]
+
+
+def file_kind(name: str, mime: str | None = None) -> FileKind | None:
+    """What a file is: by its name's extension, else by its MIME type; None if neither says.
+
+    Says nothing about whether the service takes the file (`preflight` does)."""
+    kind = _KIND_BY_EXTENSION.get(extension(name))
+    if kind is not None:
+        return kind
+    clean_mime = _clean_mime(mime)
+    kind = _KIND_BY_MIME.get(clean_mime)
+    if kind is not None:
+        return kind
+    major = _mime_major(clean_mime)
+    return FileKind(major) if major in _MAJORS else None
 
 
 def preflight(name: str, mime: str | None, size: int, limits: UploadLimits) -> FileKind:
@@ -91,7 +112,7 @@ def preflight(name: str, mime: str | None, size: int, limits: UploadLimits) -> F
     for `.m4a`, `video/mp4` for sound only), so those two never contradict each other.
     """
     ext = extension(name)
-    clean_mime = (mime or "").split(";", 1)[0].strip().lower()
+    clean_mime = _clean_mime(mime)
     kind = _KIND_BY_EXTENSION.get(ext)
     if kind is None:
         kind = _KIND_BY_MIME.get(clean_mime)

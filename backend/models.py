@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, BinaryIO
 
+from backend.drafts import canvas_of
 from backend.errors import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -17,9 +18,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """A bearer token and where it came from; its repr never shows the token."""
+    """A bearer token and where it came from; its repr shows neither the token nor the
+    client id (the service trades a client id for a fresh token of the same user)."""
 
-    token: str = field(repr=False)
+    token: str
     client_id: str | None
     expires_at: datetime | None
     anonymous: bool
@@ -38,7 +40,7 @@ class Credentials:
     def __repr__(self) -> str:
         expires = self.expires_at.isoformat() if self.expires_at else None
         return (
-            f"Credentials(token=***, client_id={self.client_id!r}, expires_at={expires!r}, "
+            f"Credentials(token=***, client_id=***, expires_at={expires!r}, "
             f"anonymous={self.anonymous}, user_id={self.user_id!r})"
         )
 
@@ -65,6 +67,7 @@ class ProjectState:
 
     draft: dict[str, Any]
     raw: dict[str, Any]
+    canvas: tuple[int, int] | None = None  # (width, height) in pixels, when the state says
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,9 @@ def parse_state(data: Any) -> ProjectState:
     draft: Any = state.get("draft") if isinstance(state, Mapping) else None
     if isinstance(draft, str):
         draft = _loads_or_none(draft)
-    return ProjectState(draft=dict(draft) if isinstance(draft, Mapping) else {}, raw=dict(body))
+    draft = dict(draft) if isinstance(draft, Mapping) else {}
+    config = state.get("canvas_config") if isinstance(state, Mapping) else None
+    return ProjectState(draft=draft, raw=dict(body), canvas=canvas_of(draft, config))
 
 
 def _loads_or_none(text: str) -> Any:
@@ -283,10 +288,8 @@ def parse_render(payload: Any, fallback_id: str = "") -> RenderJob:
         log.warning("render: unknown status treated as processing", extra={"status": status_word})
         status = RenderStatus.PROCESSING
 
-    output = body.get("output")
-    if not isinstance(output, Mapping):
-        output = top.get("output") if isinstance(top.get("output"), Mapping) else {}
-    assert isinstance(output, Mapping)
+    outputs = (body.get("output"), top.get("output"))
+    output = next((o for o in outputs if isinstance(o, Mapping)), {})
     url = _opt_str(
         body.get("outputUrl")
         or body.get("output_url")

@@ -1151,9 +1151,9 @@ def render(quick: bool, s1: dict[str, Any], s2: dict[str, Any], note: str = "") 
         "under httpx, idle ones closed after 5 s), PTB's Bot API requests 32 connections "
         "(aiohttp, pool timeout 30 s), and control messages (`/credits`, `/status`, buttons, "
         "the same asked in words) pass a first-come first-served gate of 64 at once; agent "
-        "jobs are not gated. The process runs on uvloop, with what is alive after start-up "
-        "frozen for the collector (`bot/runtime.py`). The benchmark freezes its own heap "
-        "before each measured phase, so that its collections do not stall the fake server.",
+        "jobs are not gated. The process runs on asyncio's own loop, with what is alive after "
+        "start-up frozen for the collector (`bot/ops/runtime.py`). The benchmark freezes its own "
+        "heap before each measured phase, so that its collections do not stall the fake server.",
         "",
     ]
     if note:

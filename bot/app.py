@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 import httpx
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from backend import ClientConfig, NemoClient
-from backend.transport import backend_transport
+from backend import ClientConfig, NemoClient, build_client
 from bot.conversation import Conversation
 from bot.ops.metrics import Metrics, endpoint_label
 from bot.settings import Settings
@@ -81,12 +80,12 @@ def client_config(settings: Settings, platform: str) -> ClientConfig:
 def build_store(settings: Settings) -> ChatStore:
     """Redis when REDIS_URL is set; otherwise memory, which forgets everything on exit."""
     idle_s = settings.idle_chat_ttl_days * 86400
-    if settings.redis_url:
+    if settings.redis_url is not None:
         # A blocking pool makes a burst wait for a free connection instead of failing, for
         # as long as it takes: overload is delay, never an error reply. A connection is
         # never held past `socket_timeout`, and a Redis that is down fails at connecting.
         pool = BlockingConnectionPool.from_url(
-            settings.redis_url,
+            settings.redis_url.get_secret_value(),
             max_connections=settings.redis_max_connections,
             timeout=None,
             socket_connect_timeout=5,
@@ -103,7 +102,7 @@ class App:
     """Everything a front end needs, and what to close when it stops."""
 
     settings: Settings
-    http: httpx.AsyncClient
+    http: httpx.AsyncClient  # the backend client's pool, also used to fetch rendered videos
     client: NemoClient
     store: ChatStore
     conversation: Conversation
@@ -112,8 +111,7 @@ class App:
     async def aclose(self) -> None:
         """Stop jobs (pending exports stay stored for the next start), then close clients."""
         await self.conversation.aclose()
-        await self.client.aclose()
-        await self.http.aclose()
+        await self.client.aclose()  # and its HTTP pool, which it owns
         await self.store.aclose()
 
 
@@ -128,20 +126,19 @@ def build_app(
     metrics = metrics or Metrics()
     config = client_config(settings, platform)
     # Each open agent stream holds a connection: size the pool for the streams expected at once.
-    transport = backend_transport(settings.backend_max_connections, base_url=config.base_url)
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(config.request_timeout),
-        transport=LoggedTransport(transport),
+    client = build_client(
+        config,
+        max_connections=settings.backend_max_connections,
+        wrap=LoggedTransport,
         event_hooks=metrics.httpx_hooks(),
     )
-    client = NemoClient(http, config)
     chat_store = store if store is not None else build_store(settings)
     conversation = Conversation(
-        client, chat_store, settings, metrics=metrics, web_base=config.web_base
+        client, chat_store, settings, metrics=metrics, web_base=config.web_base, front=platform
     )
     return App(
         settings=settings,
-        http=http,
+        http=client.http,
         client=client,
         store=chat_store,
         conversation=conversation,

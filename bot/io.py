@@ -7,7 +7,7 @@ all speak these plain values, so the same logic runs behind each of them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias
 
 __all__ = [
@@ -15,7 +15,9 @@ __all__ = [
     "Attachment",
     "Button",
     "ChatAction",
+    "DeliveryFailed",
     "DownloadTooLarge",
+    "FileUnreadable",
     "Inbound",
     "Outbound",
     "Outbox",
@@ -55,6 +57,10 @@ class DownloadTooLarge(Exception):
         self.limit = limit
 
 
+class FileUnreadable(Exception):
+    """An attachment's front end does not have the file (gone, or never there)."""
+
+
 @dataclass(frozen=True)
 class Inbound:
     """One message (or one button press) from a user, free of any front end's types."""
@@ -80,11 +86,14 @@ class Button:
 
 @dataclass(frozen=True)
 class SendText:
-    """A new message."""
+    """A new message. `timeline` is the project's draft when the text describes it: front
+    ends that can draw may show it as a picture too, worded in `lang`."""
 
     text: str
     buttons: tuple[Button, ...] = ()
     markdown: bool = False
+    timeline: Mapping[str, Any] | None = field(default=None, hash=False)
+    lang: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,13 +101,15 @@ class Stream:
     """One growing message: the first op with a `ref` creates it, later ones edit it.
 
     Front ends may skip intermediate edits to respect rate limits; the one with
-    `final=True` must always be delivered.
+    `final=True` must always be delivered. `literal` holds the user's own words the text
+    quotes: front ends that format the text show them as typed, never as formatting.
     """
 
     ref: str
     text: str
     final: bool = False
     buttons: tuple[Button, ...] = ()
+    literal: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,12 +123,28 @@ class Progress:
 
 @dataclass(frozen=True)
 class SendVideo:
-    """The finished video, by URL (the front end may download it) or as a local file."""
+    """The finished video, by URL (the front end may download it) or as a local file.
+
+    `duration`, `width` and `height` (seconds, pixels) and a `thumbnail` (URL or local
+    JPEG/PNG) let players show a preview and stream it; `lang` words what the front end
+    adds itself (a link's button). Sending one returns once the video, or a link to it,
+    reached the user, and raises `DeliveryFailed` when neither did: the caller keeps the
+    video to deliver again later.
+    """
 
     url: str | None = None
     path: str | None = None
     caption: str = ""
     buttons: tuple[Button, ...] = ()
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    thumbnail: str | None = None
+    lang: str | None = None
+
+
+class DeliveryFailed(Exception):
+    """Neither the video nor a link to it reached the user (it may later)."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +158,11 @@ Outbound: TypeAlias = SendText | Stream | Progress | SendVideo | ChatAction
 
 
 class Outbox(Protocol):
-    """Where the conversation sends its operations; rendered by the front end in order."""
+    """Where the conversation sends its operations; rendered by the front end in order.
+
+    `send` never fails because a message could not be shown, with one exception: a
+    `SendVideo` that could not be delivered raises `DeliveryFailed` (see there).
+    """
 
     async def send(self, op: Outbound) -> None: ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -13,6 +14,18 @@ from backend import MIB, UploadLimits
 DEFAULT_API_BASE = "https://mega-api-prod.nemovideo.ai"
 
 IdList = Annotated[list[int], NoDecode]
+
+
+class SecretUrl(SecretStr):
+    """A URL that may carry a password: shown everywhere with the password masked."""
+
+    def _display(self) -> str:
+        url = self.get_secret_value()
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return parts._replace(netloc=f"{parts.username or ''}:***@{host}").geturl()
 
 
 class Settings(BaseSettings):
@@ -36,6 +49,7 @@ class Settings(BaseSettings):
     telegram_max_download_mb: float = Field(default=20, gt=0)
     telegram_max_upload_mb: float = Field(default=50, gt=0)
     media_group_wait_s: float = Field(default=1.2, ge=0)
+    telegram_video_retry_s: float = Field(default=300, ge=0)
 
     # NemoVideo backend
     nemo_api_base: str = DEFAULT_API_BASE
@@ -54,7 +68,7 @@ class Settings(BaseSettings):
     backend_max_connections: int = Field(default=1000, ge=1)
 
     # State
-    redis_url: str | None = None
+    redis_url: SecretUrl | None = None
     redis_namespace: str = "nemobot"
     idle_chat_ttl_days: float = Field(default=30, gt=0)
     lock_ttl_s: float = Field(default=60, gt=0)
@@ -66,6 +80,7 @@ class Settings(BaseSettings):
     log_json: bool = False
     download_dir: Path = Path("downloads")
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_listen: str = "127.0.0.1"
 
     @field_validator("allowed_user_ids", "allowed_chat_ids", "admin_user_ids", mode="before")
     @classmethod
@@ -89,12 +104,22 @@ class Settings(BaseSettings):
 
     @field_validator("redis_url")
     @classmethod
-    def _redis_url(cls, value: str | None) -> str | None:
-        if not value:
+    def _redis_url(cls, value: SecretUrl | None) -> SecretUrl | None:
+        if value is None or not value.get_secret_value():
             return None
-        if not value.startswith(("redis://", "rediss://", "unix://")):
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
+
+    def secret_values(self) -> list[str]:
+        """Every secret set here, in the clear, for the log redactor to mask."""
+        found = [
+            secret.get_secret_value()
+            for secret in (self.telegram_bot_token, self.webhook_secret, self.nemo_token)
+            if secret is not None
+        ]
+        password = urlsplit(self.redis_url.get_secret_value()).password if self.redis_url else None
+        return [value for value in (*found, password) if value]
 
     def upload_limits(self) -> UploadLimits:
         """The per-kind size caps (MB here, bytes for the client)."""

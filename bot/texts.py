@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["LANGS", "TEXTS", "fmt_duration", "fmt_elapsed", "fmt_size", "normalize_lang", "t"]
+from backend import MIB
+
+__all__ = [
+    "LANGS",
+    "TEXTS",
+    "fmt_duration",
+    "fmt_elapsed",
+    "fmt_size",
+    "normalize_lang",
+    "progress_bar",
+    "t",
+]
 
 LANGS: Final = ("en", "zh")
 
@@ -106,6 +117,17 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "📋 项目还是空的。发一张照片、一段视频或音频，或者描述你想要的视频。",
     ),
     "status_hint": ("When you're happy with it: /export", "满意的话：/export 导出"),
+    "export_canvas": (
+        "📐 The video comes out at the project's canvas, {canvas}. "
+        "To change it, ask me before exporting, e.g. “{ask}”.",
+        "📐 视频按项目画布 {canvas} 导出。要改的话，导出前跟我说，比如“{ask}”。",
+    ),
+    "export_canvas_unknown": ("the size set in the project", "项目里设定的尺寸"),
+    "export_ask": ("make it {what}", "改成{what}"),
+    "export_format": (
+        "🎞 Videos come as MP4 here ({asked} is not offered).",
+        "🎞 这里导出的视频都是 MP4 格式（不提供 {asked}）。",
+    ),
     "nothing_to_export": (
         "There's nothing to export yet: the timeline is empty. Send a photo or video, "
         "or describe the video you'd like, then /export again.",
@@ -116,6 +138,7 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "🎬 Rendering… {percent}% ({elapsed})",
         "🎬 渲染中… {percent}%（{elapsed}）",
     ),
+    "export_left": ("about {left} left", "预计还需 {left}"),
     "export_done": ("✅ Rendered in {elapsed}.", "✅ 渲染完成，用时 {elapsed}。"),
     "export_failed_line": ("❌ Render failed", "❌ 渲染失败"),
     "export_stopped_line": ("⏹ Render stopped", "⏹ 渲染已停止"),
@@ -166,6 +189,15 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "⚠️ {name}: I can't use this type of file. Accepted: {formats}.",
         "⚠️ {name}：不支持这种文件类型。支持：{formats}。",
     ),
+    "file_rejected_content": (
+        "⚠️ {name}: this file is empty or not what its name says, so I did not upload it. "
+        "Accepted: {formats}.",
+        "⚠️ {name}：文件是空的，或内容与文件名不符，没有上传。支持：{formats}。",
+    ),
+    "file_unreadable": (
+        "⚠️ {name}: I could not fetch this file from Telegram. Please send it again.",
+        "⚠️ {name}：无法从 Telegram 获取这个文件，请重新发送。",
+    ),
     "file_rejected_size": (
         "⚠️ {name} is {size}; the limit for {kind} files is {limit}. "
         "Try compressing or trimming it.",
@@ -187,8 +219,12 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "智能体已完成，但时间线没有变化。",
     ),
     "gui_export": (
-        "👉 Tap “Export” below when you're ready and I'll render it here.",
-        "👉 准备好了就点下面的“导出”，我会在这里渲染。",
+        "👉 Tap 🎬 Export below when you're ready and I'll render it here.",
+        "👉 准备好了就点下面的“🎬 导出”，我会在这里渲染。",
+    ),
+    "gui_export_terminal": (
+        "👉 Type /export when you're ready and I'll render it here.",
+        "👉 准备好了就输入 /export，我会在这里渲染。",
     ),
     "gui_status": ("📋 The timeline now:\n{summary}", "📋 当前时间线：\n{summary}"),
     "auto_export": ("🎬 Exporting as you asked…", "🎬 按你的要求开始导出…"),
@@ -297,9 +333,27 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     # --- Telegram only -----------------------------------------------------------------
     "open_video": ("▶️ Open the video", "▶️ 打开视频"),
     "video_link": (
-        "Your video is ready; it is too large to send here, so here is its link.",
-        "视频做好了；文件太大无法在这里发送，请用链接打开。",
+        "Your video is ready, but I couldn't send the file here, so here is its link.",
+        "视频做好了，但文件无法在这里发送，请用链接打开。",
     ),
+    "video_unreachable": (
+        "⚠️ Your video is ready, but its address is not one I may open or show, so I cannot "
+        "send it here. Try /export again, or ask the operator.",
+        "⚠️ 视频做好了，但它的地址不是我可以打开或展示的，所以无法在这里发送。"
+        "请重试 /export，或联系管理员。",
+    ),
+    "timeline_caption": (
+        "🖼 Canvas {width}×{height} ({aspect}) · {duration}",
+        "🖼 画布 {width}×{height}（{aspect}）· {duration}",
+    ),
+    "timeline_caption_plain": ("🖼 Length {duration}", "🖼 时长 {duration}"),
+    "tl_heading": ("Timeline · {tracks}", "时间线 · {tracks}"),
+    "tl_tracks_one": ("1 track", "1 条轨道"),
+    "tl_tracks_many": ("{n} tracks", "{n} 条轨道"),
+    "tl_video": ("Video", "视频"),
+    "tl_audio": ("Audio", "音频"),
+    "tl_text": ("Text", "文字"),
+    "tl_other": ("Other", "其他"),
     "not_allowed": (
         "Sorry, this bot is private. Ask its operator to add your user id {user_id}.",
         "抱歉，这是一个私有机器人。请让管理员添加你的用户 ID {user_id}。",
@@ -346,8 +400,14 @@ def fmt_size(size: int | None) -> str:
     """Bytes as people read them."""
     if size is None:
         return "?"
-    if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):.1f} MB"
+    if size >= MIB:
+        return f"{size / MIB:.1f} MB"
     if size >= 1024:
         return f"{size / 1024:.0f} KB"
     return f"{size} B"
+
+
+def progress_bar(percent: float, width: int = 12) -> str:
+    """`▓▓▓▓▓░░░░░░░`: `percent` of `width` cells filled."""
+    filled = round(width * min(max(percent, 0.0), 100.0) / 100)
+    return "▓" * filled + "░" * (width - filled)

@@ -3,10 +3,11 @@
 from router.classify import classify
 from router.gui import read_agent_text
 from router.text import detect_lang, extract_urls, normalize
-from router.types import Decision, GuiAction, GuiHint, Intent, Lang
+from router.types import Decision, ExportOptions, GuiAction, GuiHint, Intent, Lang
 
 __all__ = [
     "Decision",
+    "ExportOptions",
     "GuiAction",
     "GuiHint",
     "Intent",

@@ -1,7 +1,9 @@
 """Text normalisation shared by the classifier and the GUI reader.
 
-NFKC folds full-width letters and digits, casefold removes case, and OpenCC maps
-traditional to simplified Chinese so one keyword table serves both scripts.
+Invisible format characters (zero-width space, joiners, soft hyphen, BOM) are dropped,
+NFKC folds full-width letters and digits, casefold removes case, curly apostrophes become
+plain, and OpenCC converts Chinese word by word to mainland simplified (tw2sp: 專案 is
+项目, 影片 is 视频) so one keyword table serves Taiwan, Hong Kong and the mainland.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import opencc
 from router.rules import RULES
 from router.types import Lang
 
-_T2S = opencc.OpenCC("t2s")
+_T2S = opencc.OpenCC("tw2sp")
 
 _HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 HAN = re.compile(f"[{_HAN_CLASS}]")
@@ -25,7 +27,12 @@ URL = re.compile(r"(?i)(?<![a-z0-9])https?://[!-~]+")
 _MAX_URLS = int(RULES.thresholds["max_urls"])
 _URL_TAIL = ".,;:!?)]}>'\"`*_"
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
-_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'", "ʼ": "'"})
+# Unicode category Cf that shows nothing: a word split by one is still the word.
+_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# Curly and modifier apostrophes inside a word ("don’t"); quotes around text stay quotes.
+_APOSTROPHE = re.compile("(?<=[^\\W_])[’ʼ´`](?=[^\\W_])")
+# Spaces typed (or dictated) inside a Chinese word: "导 出".
+_HAN_GAP = re.compile(f"(?<=[{_HAN_CLASS}])[ \t]+(?=[{_HAN_CLASS}])")
 _QUOTE_MARK = re.compile("[\"“„«「『《【‘]|(?<![\\w'])'")
 _QUOTED = re.compile(
     r"\"[^\"]*\"|“[^”]*”|„[^“”]*[“”]|«[^»]*»|「[^」]*」|『[^』]*』|《[^》]*》|【[^】]*】"
@@ -34,13 +41,16 @@ _QUOTED = re.compile(
 
 
 def normalize(text: str) -> str:
-    """NFKC, casefold, plain apostrophes, and simplified Chinese when Han is present."""
+    """Visible characters only, NFKC, casefold, plain apostrophes, and mainland simplified
+    Chinese without spaces inside it when Han is present."""
     if not text.isascii():
         text = _UNSAFE.sub(" ", text)
+        text = _INVISIBLE.sub("", text)
         text = unicodedata.normalize("NFKC", text)
+        text = _APOSTROPHE.sub("'", text)
     text = text.casefold()
     if HAN.search(text):
-        text = _T2S.convert(text)
+        text = _T2S.convert(_HAN_GAP.sub("", text))
     return text
 
 

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
-from backend import ClientConfig, Credentials, NemoClient
+from backend import ClientConfig, Credentials, NemoClient, build_client
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CAPTURE = Path("/work/shared/design/adk-sse-capture.txt")
@@ -148,7 +148,7 @@ async def scripted() -> AsyncIterator[Scripted]:
 def make_client(base_url: str, **overrides: Any) -> NemoClient:
     overrides.setdefault("rate_limit_wait", 0.05)
     config = ClientConfig(base_url=base_url, **overrides)
-    return NemoClient.from_config(config)
+    return build_client(config)
 
 
 def anon(token: str = "nmv_usr_secretTOKEN1234", client_id: str = "cid-1") -> Credentials:

@@ -15,7 +15,7 @@ from bot.app import App, build_app
 from bot.settings import Settings, load_settings
 from bot.store import ChatStore
 from bot.telegram import ALLOWED_UPDATES, TelegramConfig, TelegramFront
-from bot.telegram.webhook import WebhookServer
+from bot.telegram.webhook import WebhookServer, webhook_secret
 from tests.conversation_fixtures import png_bytes
 from tests.fake_botapi import BotMessage, FakeBotApi, TgUser
 
@@ -68,6 +68,7 @@ class TgHarness:
         await application.post_init(application)
         if webhook:
             self.webhook_port = free_port()
+            secret = webhook_secret(self.api.token, secret)
             self.webhook = WebhookServer(self.front, application, path="tg/hook", secret=secret)
             await self.webhook.start("127.0.0.1", self.webhook_port)
             await application.bot.set_webhook(

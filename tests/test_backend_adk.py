@@ -25,13 +25,13 @@ from backend import (
     Credentials,
     KeepAlive,
     ModelError,
-    NemoClient,
     SessionNotFound,
     StateDelta,
     TextDelta,
     ToolCall,
     ToolResult,
     TurnComplete,
+    build_client,
 )
 
 AGENT = textwrap.dedent(
@@ -151,7 +151,7 @@ async def new_session(base_url: str) -> str:
 
 
 async def run(base_url: str, session_id: str, text: str) -> list[ChatEvent]:
-    client = NemoClient.from_config(ClientConfig(base_url=base_url, chat_timeout=30))
+    client = build_client(ClientConfig(base_url=base_url, chat_timeout=30))
     api = client.bind(Credentials("nmv_usr_adkcontract01", "cid", None, anonymous=True))
     try:
         return [event async for event in api.chat(session_id, text)]

@@ -41,6 +41,7 @@ from backend import (
     UnsupportedFile,
     UploadFile,
     UploadLimits,
+    build_client,
 )
 from tests.backend_fixtures import Scripted, anon, capture_streams, make_client, reply, sse
 from tests.backend_fixtures import scripted as scripted  # the fixture
@@ -776,9 +777,43 @@ async def test_chat_total_timeout_even_with_keepalives(scripted: Scripted) -> No
     assert len(scripted.calls("/run_sse")) == 1
 
 
-async def test_chat_is_never_retried_on_429(scripted: Scripted) -> None:
-    scripted.on("POST", "/run_sse", reply(body=None, status=429, headers={"Retry-After": "7"}))
+async def test_chat_429_is_sent_again_once_after_retry_after(scripted: Scripted) -> None:
+    body = capture_streams()["add title"]
+    scripted.on(
+        "POST",
+        "/run_sse",
+        reply(body=None, status=429, headers={"Retry-After": "0.4"}),
+        sse(body),
+    )
+    client = make_client(scripted.base_url, rate_limit_wait=30)
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        events = await collect(client.bind(anon()).chat("42", "add title"))
+        waited = loop.time() - started
+    finally:
+        await client.aclose()
+    assert events[-1] == TurnComplete() and TextDelta("Done: add title") in events
+    sent = scripted.calls("/run_sse")
+    assert len(sent) == 2 and sent[0].body == sent[1].body
+    assert waited >= 0.4  # what the server asked for, not the 30 s fallback
+
+
+async def test_chat_429_twice_is_reported_with_the_wait(scripted: Scripted) -> None:
+    scripted.on("POST", "/run_sse", reply(body=None, status=429, headers={"Retry-After": "0"}))
     client = make_client(scripted.base_url)
+    try:
+        with pytest.raises(RateLimited) as info:
+            await collect(client.bind(anon()).chat("42", "x"))
+    finally:
+        await client.aclose()
+    assert info.value.retry_after == 0
+    assert len(scripted.calls("/run_sse")) == 2  # one retry, no more
+
+
+async def test_chat_429_asking_too_long_a_wait_is_reported_at_once(scripted: Scripted) -> None:
+    scripted.on("POST", "/run_sse", reply(body=None, status=429, headers={"Retry-After": "7"}))
+    client = make_client(scripted.base_url, max_retry_after=5)
     try:
         with pytest.raises(RateLimited) as info:
             await collect(client.bind(anon()).chat("42", "x"))
@@ -786,6 +821,63 @@ async def test_chat_is_never_retried_on_429(scripted: Scripted) -> None:
         await client.aclose()
     assert info.value.retry_after == 7
     assert len(scripted.calls("/run_sse")) == 1
+
+
+async def test_retry_after_as_an_http_date(scripted: Scripted) -> None:
+    when = datetime.now(UTC) + timedelta(seconds=30)
+    date = when.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    scripted.on(
+        "GET",
+        "/api/credits/balance/simple",
+        reply(body=None, status=429, headers={"Retry-After": date}),
+    )
+    client = make_client(scripted.base_url, max_retry_after=10)
+    try:
+        with pytest.raises(RateLimited) as info:
+            await client.bind(anon()).credits()
+    finally:
+        await client.aclose()
+    assert info.value.retry_after is not None and 25 <= info.value.retry_after <= 30
+    assert len(scripted.calls("/api/credits/balance/simple")) == 1  # 30 s is over the cap
+
+
+async def test_429_without_retry_after_waits_the_configured_time(
+    scripted: Scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    scripted.on(
+        "GET",
+        "/api/credits/balance/simple",
+        reply(body=None, status=429),
+        reply({"available": 5, "frozen": 0, "total": 5}),
+    )
+    client = make_client(scripted.base_url, rate_limit_wait=0.2)
+    try:
+        with caplog.at_level(logging.INFO, logger="backend"):
+            assert (await client.bind(anon()).credits()).available == 5
+    finally:
+        await client.aclose()
+    waits = [r.__dict__.get("wait_s") for r in caplog.records if "rate limited" in r.message]
+    assert waits == [0.2]
+
+
+async def test_anonymous_token_429_waits_what_the_server_asks(
+    scripted: Scripted, caplog: pytest.LogCaptureFixture
+) -> None:
+    scripted.on(
+        "POST",
+        "/api/auth/anonymous-token",
+        reply(body=None, status=429, headers={"Retry-After": "0.3"}),
+        reply({"token": "nmv_usr_fresh00001234", "expires_at": None}),
+    )
+    client = make_client(scripted.base_url, rate_limit_wait=30)
+    try:
+        with caplog.at_level(logging.INFO, logger="backend"):
+            creds = await client.anonymous_token("cid-1")
+    finally:
+        await client.aclose()
+    assert creds.token == "nmv_usr_fresh00001234"
+    waits = [r.__dict__.get("wait_s") for r in caplog.records if "rate limited" in r.message]
+    assert waits == [0.3]
 
 
 async def test_chat_refused_before_streaming(scripted: Scripted) -> None:
@@ -886,3 +978,36 @@ async def test_passed_in_http_client_is_shared_and_not_closed(scripted: Scripted
         assert (await client.bind(anon()).credits()).available == 9
         await client.aclose()
         assert not http.is_closed
+
+
+async def test_built_client_carries_the_wrapper_and_hooks_and_owns_its_pool(
+    scripted: Scripted,
+) -> None:
+    scripted.on("GET", "/api/credits/balance/simple", reply({"available": 9}))
+    through: list[str] = []
+    answered: list[int] = []
+
+    class Recording(httpx.AsyncBaseTransport):
+        def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+            self.inner = inner
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            through.append(request.url.path)
+            return await self.inner.handle_async_request(request)
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    async def on_response(response: httpx.Response) -> None:
+        answered.append(response.status_code)
+
+    client = build_client(
+        ClientConfig(base_url=scripted.base_url),
+        max_connections=4,
+        wrap=Recording,
+        event_hooks={"response": [on_response]},
+    )
+    assert (await client.bind(anon()).credits()).available == 9
+    await client.aclose()
+    assert through == ["/api/credits/balance/simple"] and answered == [200]
+    assert client.http.is_closed

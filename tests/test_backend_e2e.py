@@ -35,6 +35,7 @@ from backend import (
     TurnComplete,
     UnsupportedFile,
     UploadFile,
+    build_client,
     describe_changes,
     is_exportable,
     summarize_draft,
@@ -72,7 +73,7 @@ async def sim() -> AsyncIterator[Simulator]:
 
 @pytest.fixture
 async def client(sim: Simulator) -> AsyncIterator[NemoClient]:
-    nemo = NemoClient.from_config(
+    nemo = build_client(
         ClientConfig(base_url=sim.base_url, rate_limit_wait=0.05, platform="terminal")
     )
     try:
@@ -248,7 +249,7 @@ async def test_export_blocked(sim: Simulator, client: NemoClient) -> None:
 
 
 async def test_missing_attribution_is_export_blocked(sim: Simulator) -> None:
-    bare = NemoClient.from_config(ClientConfig(base_url=sim.base_url, skill_source=""))
+    bare = build_client(ClientConfig(base_url=sim.base_url, skill_source=""))
     try:
         api = await new_api(bare)
         session = await api.create_session("en")
@@ -270,17 +271,22 @@ async def test_rate_limited_once_then_fine(sim: Simulator, client: NemoClient) -
     assert info.value.retry_after == 1
 
 
-async def test_rate_limited_chat_is_not_retried(sim: Simulator, client: NemoClient) -> None:
+async def test_rate_limited_chat_is_sent_again_once(sim: Simulator, client: NemoClient) -> None:
     api = await new_api(client)
     session = await api.create_session("en")
-    sim.set_fault("rate_limit_once", path="/run_sse")
-    with pytest.raises(RateLimited):
+    sim.set_fault("rate_limit_once", path="/run_sse", retry_after=0.2)
+    events = await chat(api, session.session_id, "hello")
+    assert shown(events) and events[-1] == TurnComplete()
+    assert len(sim.requests_to("/run_sse")) == 2
+    sim.set_fault("rate_limit_once", times=2, path="/run_sse", retry_after=0.2)
+    with pytest.raises(RateLimited) as info:
         await chat(api, session.session_id, "hello")
-    assert len(sim.requests_to("/run_sse")) == 1
+    assert info.value.retry_after == 0.2
+    assert len(sim.requests_to("/run_sse")) == 4
 
 
 async def test_server_error_and_slow_answers(sim: Simulator) -> None:
-    quick = NemoClient.from_config(ClientConfig(base_url=sim.base_url, request_timeout=0.3))
+    quick = build_client(ClientConfig(base_url=sim.base_url, request_timeout=0.3))
     try:
         api = await new_api(quick)
         sim.set_fault("server_error", status=503)
@@ -312,7 +318,7 @@ async def test_token_expiry_mid_flow_renews_and_reports(sim: Simulator, client: 
 
 async def test_operator_token(sim: Simulator) -> None:
     sim.config.operator_token = "nmv_op_simoperator1"
-    operator = NemoClient.from_config(
+    operator = build_client(
         ClientConfig(base_url=sim.base_url, operator_token="nmv_op_simoperator1")
     )
     try:
@@ -353,7 +359,7 @@ async def test_malformed_lines_are_skipped(sim: Simulator, client: NemoClient) -
 
 
 async def test_quiet_stream_keeps_alive(sim: Simulator) -> None:
-    patient = NemoClient.from_config(ClientConfig(base_url=sim.base_url, chat_read_timeout=0.5))
+    patient = build_client(ClientConfig(base_url=sim.base_url, chat_read_timeout=0.5))
     try:
         api = await new_api(patient)
         session = await api.create_session("en")
@@ -366,7 +372,7 @@ async def test_quiet_stream_keeps_alive(sim: Simulator) -> None:
 
 
 async def test_quiet_beyond_the_read_timeout_breaks(sim: Simulator) -> None:
-    impatient = NemoClient.from_config(ClientConfig(base_url=sim.base_url, chat_read_timeout=0.3))
+    impatient = build_client(ClientConfig(base_url=sim.base_url, chat_read_timeout=0.3))
     try:
         api = await new_api(impatient)
         session = await api.create_session("en")

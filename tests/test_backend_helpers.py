@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from backend import (
     ACCEPTED_EXTENSIONS,
+    SECRET_PATTERN,
     BackendUnavailable,
     Credentials,
     ExportBlocked,
@@ -30,12 +31,15 @@ from backend import (
     UnsupportedFile,
     UploadLimits,
     describe_changes,
+    file_kind,
     is_exportable,
     preflight,
+    redact,
     summarize_draft,
 )
 from backend.errors import map_error, scrub
 from backend.models import parse_datetime, parse_render, parse_state
+from backend.redaction import MASK
 
 # --- errors -----------------------------------------------------------------------------------
 
@@ -100,10 +104,49 @@ def test_server_text_is_scrubbed_and_capped() -> None:
     assert len(scrub("x" * 5000)) <= 300
 
 
-def test_credentials_repr_hides_token() -> None:
-    creds = Credentials("nmv_usr_hideme999", "cid", datetime(2026, 1, 1, tzinfo=UTC), True)
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0"
+    ".dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",  # Telegram bot token
+        "nmv_usr_abcdefgh123",
+        "nmv_op_Operator0001",
+        "NMV_USR_shouted1234",
+        "clm_claimtoken99",
+        JWT,
+        JWT.rsplit(".", 1)[0] + ".",  # unsigned
+    ],
+)
+def test_every_secret_shape_is_masked(secret: str) -> None:
+    for text in (secret, f"token={secret}&x=1", f"https://api.telegram.org/bot{secret}/getMe"):
+        masked = redact(text)
+        assert secret not in masked and MASK in masked
+    assert SECRET_PATTERN.search(f"Authorization: Bearer {secret}")
+
+
+def test_bearer_values_and_known_secrets_are_masked() -> None:
+    assert redact("Authorization: bearer opaque-value") == "Authorization: ***"
+    assert redact("id cid-123 and cid-1234", ["cid-123", "cid-1234"]) == "id *** and ***"
+    assert redact("nothing here", [None, ""]) == "nothing here"
+
+
+def test_ordinary_text_is_left_alone() -> None:
+    text = (
+        "At 12:30 on nemovideo.com (v1.2.3), eyJ is short, nmv alone, a.b.c, "
+        "chat 123456789 said: make it 10 s long"
+    )
+    assert redact(text) == text
+
+
+def test_credentials_repr_hides_token_and_client_id() -> None:
+    creds = Credentials("nmv_usr_hideme999", "cid-4711", datetime(2026, 1, 1, tzinfo=UTC), True)
     for text in (repr(creds), str(creds), f"{creds}", repr([creds])):
-        assert "hideme" not in text and "cid" in repr(creds)
+        assert "hideme" not in text and "4711" not in text and "2026-01-01" in text
 
 
 # --- parsers ----------------------------------------------------------------------------------
@@ -318,3 +361,20 @@ def test_backend_imports_nothing_from_the_application() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert found == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "mime", "kind"),
+    [
+        ("clip.MOV", None, FileKind.VIDEO),
+        ("dir.v2/photo.jpeg", "application/octet-stream", FileKind.IMAGE),
+        ("song.m4a", "audio/mp4", FileKind.AUDIO),
+        ("voice", "audio/ogg; codecs=opus", FileKind.AUDIO),  # by the MIME major type
+        ("", "image/heif", FileKind.IMAGE),
+        ("scan.pdf", "application/pdf", None),
+        ("noext", None, None),
+        ("clip.mp4", "image/png", FileKind.VIDEO),  # the name decides when it knows
+    ],
+)
+def test_file_kind_from_name_then_mime(name: str, mime: str | None, kind: FileKind | None) -> None:
+    assert file_kind(name, mime) == kind

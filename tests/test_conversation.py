@@ -9,8 +9,10 @@ import httpx
 import pytest
 
 from backend.sim import sample_mp4
+from bot.conversation.text import export_notes
 from bot.io import Button, Progress, SendText, Stream
 from bot.store import RedisChatStore
+from router import ExportOptions
 from tests.conversation_fixtures import FileStub, HarnessFactory, harnesses, png_bytes
 
 
@@ -205,9 +207,10 @@ async def test_gui_export_is_offered_as_a_button(make_harness: HarnessFactory) -
     mark = len(h.out.ops)
     await h.say("how do I download it?")
     final = h.out.streams(mark)[-1]
-    # The agent's "click the Export button" is answered with a button that does it here.
-    assert final.final and "click the Export button" in final.text
-    assert final.text.endswith("👉 Tap “Export” below when you're ready and I'll render it here.")
+    # The agent's "click the Export button" is rewritten in place into what works here.
+    assert final.final and "click the Export button" not in final.text
+    assert final.text.count("/export") == 1
+    assert "👉 Type /export when you're ready and I'll render it here." in final.text
     assert final.buttons == (Button("🎬 Export", data="a:export"),)
     assert not h.out.videos(mark) and not h.sim.requests_to("/api/render/")
     mark = len(h.out.ops)
@@ -220,8 +223,8 @@ async def test_gui_export_runs_when_the_user_asked(make_harness: HarnessFactory)
     await h.say("make a 4 second video of waves")
     mark = len(h.out.ops)
     texts = await h.say("looks good, then export")
-    assert "click the Export button" in texts[0]
-    assert texts[1] == "🎬 Exporting as you asked…"
+    assert "click the Export button" not in texts[0]
+    assert texts[0].endswith("🎬 Exporting as you asked…")
     assert len(h.out.videos(mark)) == 1
     assert (await h.state()).pending == []
 
@@ -291,3 +294,32 @@ async def test_attachment_with_a_command_caption(make_harness: HarnessFactory) -
     texts = await h.say("/export", files=(FileStub("sky.png", "image/png", png_bytes()),))
     assert texts[0].startswith("📥 Got 1 file:\n• sky.png: image")
     assert texts[1].startswith("There's nothing to export yet")
+
+
+def test_export_notes_say_what_only_the_project_decides() -> None:
+    vertical = (1080, 1920)
+    # What the project already is needs no word; the file format is always MP4.
+    assert export_notes(ExportOptions(aspect="9:16", resolution="1080p"), vertical, "en") == []
+    assert export_notes(ExportOptions(quality="high"), vertical, "en") == []
+    (line,) = export_notes(ExportOptions(aspect="16:9", resolution="2160p"), vertical, "en")
+    assert "1080×1920" in line and "“make it landscape (16:9) 4K”" in line
+    (line,) = export_notes(ExportOptions(aspect="1:1"), None, "zh")
+    assert "项目里设定的尺寸" in line and "“改成方形（1:1）”" in line
+    (line,) = export_notes(ExportOptions(format="gif"), vertical, "en")
+    assert "MP4" in line and "GIF" in line
+
+
+async def test_export_options_are_set_or_said(make_harness: HarnessFactory) -> None:
+    h = await make_harness()
+    await h.say("make a 4 second video of waves")  # the simulator's canvas: 1080×1920
+    mark = len(h.out.ops)
+    texts = await h.say("export 4k landscape in low quality")
+    assert texts[0].startswith("📐 The video comes out at the project's canvas, 1080×1920.")
+    assert "“make it landscape (16:9) 4K”" in texts[0]
+    assert len(h.out.videos(mark)) == 1
+    (render,) = h.sim.world.renders.values()
+    assert render.quality == "low", "what the export call can set is set"
+    mark = len(h.out.ops)
+    texts = await h.say("/export vertical")
+    assert not any(text.startswith("📐") for text in texts), "the canvas already is vertical"
+    assert len(h.out.videos(mark)) == 1

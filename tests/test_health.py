@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import httpx
 from aiohttp import web
+from redis.asyncio import Redis
 
 from bot.ops.health import serve_health
 from bot.ops.metrics import Metrics, endpoint_label
 from bot.store import RedisChatStore
-from tests.redis_server import free_port
+from tests.redis_server import RedisProcess, free_port
 
 
 def test_endpoint_label_folds_ids() -> None:
@@ -77,13 +81,42 @@ async def test_httpx_hooks_time_backend_calls() -> None:
 
 
 async def test_backend_reachability_for_readiness() -> None:
-    from backend import ClientConfig, NemoClient
+    from backend import ClientConfig, build_client
     from backend.sim import Simulator
 
     async with Simulator() as sim:
-        up = NemoClient.from_config(ClientConfig(base_url=sim.base_url))
+        up = build_client(ClientConfig(base_url=sim.base_url))
         assert await up.reachable()
         await up.aclose()
-    down = NemoClient.from_config(ClientConfig(base_url=f"http://127.0.0.1:{free_port()}"))
+    down = build_client(ClientConfig(base_url=f"http://127.0.0.1:{free_port()}"))
     assert not await down.reachable(wait_s=2)
     await down.aclose()
+
+
+async def test_readyz_answers_at_once_when_redis_is_paused() -> None:
+    """A paused Redis takes connections and never answers: the probe still gets its answer
+    (not ready) within the second probes usually wait."""
+    server = RedisProcess().start()
+    store = RedisChatStore.from_url(server.url)
+    admin = Redis.from_url(server.url)
+    port = free_port()
+    runner = await serve_health(Metrics(), {"redis": store.ping}, "127.0.0.1", port)
+    try:
+        assert await store.ping()
+        # Paused for a few seconds: even CLIENT UNPAUSE would wait for the pause to end.
+        await admin.execute_command("CLIENT", "PAUSE", 4_000, "ALL")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=1.0) as http:
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["checks"] == {"redis": False}
+            assert (await http.get("/healthz")).status_code == 200
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5.0) as http:
+            deadline = time.monotonic() + 15
+            while (await http.get("/readyz")).status_code != 200:
+                assert time.monotonic() < deadline, "ready again once Redis answers"
+                await asyncio.sleep(0.2)
+    finally:
+        await runner.cleanup()
+        await store.aclose()
+        await admin.aclose()
+        server.stop()

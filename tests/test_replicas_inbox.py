@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.conversation.inbox import FileUnavailable, decode_item, encode_item
-from bot.io import Attachment, Inbound, SendText, Stream
+from bot.conversation.inbox import decode_item, encode_item
+from bot.io import Attachment, FileUnreadable, Inbound, SendText, Stream
 from bot.store import RedisChatStore
 from tests.conversation_fixtures import (
     FileStub,
@@ -56,7 +56,7 @@ def test_a_message_survives_the_trip_through_the_store() -> None:
 async def test_a_file_without_a_reference_cannot_be_read_elsewhere() -> None:
     msg = Inbound(chat_id=1, user_id=1, attachments=(FileStub("a.png", None, b"x").attachment(),))
     _, back = decode_item(encode_item("t", msg), None)
-    with pytest.raises(FileUnavailable):
+    with pytest.raises(FileUnreadable):
         await back.attachments[0].read()
     with pytest.raises(ValueError):
         decode_item('{"chat_id": 1}', None)

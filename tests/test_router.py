@@ -10,6 +10,7 @@ import pytest
 
 from router import (
     Decision,
+    ExportOptions,
     GuiAction,
     Intent,
     classify,
@@ -30,9 +31,9 @@ def intent_of(text: str) -> Intent:
 def test_normalize_folds_width_case_and_script() -> None:
     assert normalize("ＥＸＰＯＲＴ") == "export"
     assert normalize("Export") == "export"
-    assert normalize("導出影片") == "导出影片"
-    assert normalize("餘額 積分 狀態 上傳") == "余额 积分 状态 上传"
-    assert normalize("don’t") == "don’t".casefold()
+    assert normalize("導出影片") == "导出视频"
+    assert normalize("餘額 積分 狀態 上傳") == "余额积分状态上传"
+    assert normalize("don’t") == "don't"
 
 
 def test_normalize_leaves_latin_alone_and_survives_bad_input() -> None:
@@ -406,3 +407,162 @@ def test_read_agent_text(text: str, action: GuiAction, cue: str) -> None:
 def test_export_instruction_wins_over_a_timeline_hint() -> None:
     hint = read_agent_text("Preview in the timeline, then click Export.")
     assert hint.action is GuiAction.EXPORT
+
+
+# ------------------------------------------------------------------ requests never shown
+# Each class of phrasing is a rule of the language; these lines are not in rules.toml.
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        # the objects an action takes, and function words around it
+        ("upload my pics asap", Intent.UPLOAD),
+        ("can you upload the selfies for me", Intent.UPLOAD),
+        ("export the slideshow of our trip", Intent.EXPORT),
+        ("上传几张图片", Intent.UPLOAD),
+        ("积分够用吗", Intent.CREDITS),
+        # upload phrasings, and direction: to me is an export, to you an upload
+        ("here are my pictures from the wedding", Intent.UPLOAD),
+        ("attaching the product shots", Intent.UPLOAD),
+        ("sending you the files now", Intent.UPLOAD),
+        ("I'm sending over the raw videos", Intent.UPLOAD),
+        ("这几张是我拍的图", Intent.UPLOAD),
+        ("我给你传几段视频", Intent.UPLOAD),
+        ("视频发我", Intent.EXPORT),
+        ("把成片传给我", Intent.EXPORT),
+        ("send me the finished video", Intent.EXPORT),
+        # the bot's own name is like a mention
+        ("@NemoVideoBot here are the photos", Intent.UPLOAD),
+        ("nemobot export please", Intent.EXPORT),
+    ],
+)
+def test_objects_phrasings_and_direction(text: str, intent: Intent) -> None:
+    assert intent_of(text) is intent
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("leave everything as it is and export", Intent.EXPORT),
+        ("别的都别动，就导出吧", Intent.EXPORT),
+        ("don't change anything, just export", Intent.EXPORT),
+        ("I can't remember if I have any credits left", Intent.CREDITS),
+        ("有没有积分", Intent.CREDITS),
+        ("积分够不够", Intent.CREDITS),
+        ("积分是不是用完了", Intent.CREDITS),
+        ("Before we go on, show me the timeline", Intent.STATUS),
+        ("Perfect, that's it. Could you send the final cut over?", Intent.EXPORT),
+        ("don't export, add music first", Intent.CHAT),
+        ("don't go ahead and export", Intent.CHAT),
+        ("先别导出，我还要加几张照片", Intent.CHAT),
+        ("once the music is in, export", Intent.CHAT),
+        ("trim the intro first, then export", Intent.CHAT),
+        ("add subtitles and export", Intent.CHAT),
+        ("不加水印，导出", Intent.CHAT),
+        ("the status of my order", Intent.CHAT),
+        ("download the song from youtube", Intent.CHAT),
+        ("delivery status", Intent.CHAT),
+        ("my balance didn't update", Intent.CHAT),
+        ("怎么查积分", Intent.CHAT),
+        ("download a funny meme for me", Intent.CHAT),
+        ("export a vertical version", Intent.EXPORT),
+        ("让这张照片动起来，做成8秒视频", Intent.CHAT),
+        ("我传几张截图给你", Intent.UPLOAD),
+        ("looks good, then export", Intent.CHAT),
+        ("what's the status of the export", Intent.STATUS),
+        ("i have no photos", Intent.CHAT),
+        ("我发你几张图", Intent.UPLOAD),
+    ],
+)
+def test_cues_read_anywhere_and_negation_by_scope(text: str, intent: Intent) -> None:
+    assert intent_of(text) is intent
+
+
+def test_word_cap_and_clauses() -> None:
+    fourteen = "please could you now export the finished video for me right away thanks so"
+    assert len(fourteen.split()) == 14
+    assert intent_of(fourteen) is Intent.EXPORT
+    assert intent_of(fourteen + " much") is Intent.CHAT
+    assert intent_of("Looks great. Export it.") is Intent.EXPORT
+    assert intent_of("credits? and export") is Intent.CHAT
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("ex\u200bport it", Intent.EXPORT),
+        ("\ufeffexport\u2060 now", Intent.EXPORT),
+        ("what’s my balance", Intent.CREDITS),
+        ("don’t export yet", Intent.CHAT),
+        ("导 出", Intent.EXPORT),
+        ("进 度", Intent.STATUS),
+        ("expoooort pleaseee", Intent.EXPORT),
+        ("re-export in 1080p", Intent.EXPORT),
+        ("rerender it", Intent.EXPORT),
+        ("uploading the clips now", Intent.UPLOAD),
+        ("I exported it yesterday", Intent.CHAT),
+        ("here are the pictrues", Intent.UPLOAD),
+        ("uplaoding now", Intent.UPLOAD),
+        ("專案進度如何", Intent.STATUS),
+        ("幫我匯出影片", Intent.EXPORT),
+    ],
+)
+def test_normalisation_of_what_people_type(text: str, intent: Intent) -> None:
+    assert intent_of(text) is intent
+
+
+def test_traditional_chinese_is_converted_word_by_word() -> None:
+    assert normalize("專案") == "项目"
+    assert normalize("影片") == "视频"
+    assert normalize("ex\u200bport") == "export"
+
+
+@pytest.mark.parametrize(
+    ("text", "intent", "reason"),
+    [
+        ("/export later", Intent.CHAT, "postponement"),
+        ("/export, not now", Intent.CHAT, "postponement"),
+        ("/export 1080p", Intent.EXPORT, "command /export"),
+        ("can i download it?", Intent.EXPORT, "keyword 'download'"),
+        ("send me that", Intent.CHAT, "no keyword"),
+        ("send me that song", Intent.CHAT, "no keyword"),
+        ("send me it", Intent.EXPORT, "phrase"),
+    ],
+)
+def test_risky_lines_are_decided(text: str, intent: Intent, reason: str) -> None:
+    decision = classify(text)
+    assert decision.intent is intent
+    assert reason in decision.reason
+
+
+# ------------------------------------------------------------------ export options
+
+
+@pytest.mark.parametrize(
+    ("text", "options"),
+    [
+        ("export 1080p please", ExportOptions(resolution="1080p")),
+        ("export 4k vertical", ExportOptions(resolution="2160p", aspect="9:16")),
+        ("帮我导出成竖屏", ExportOptions(aspect="9:16")),
+        ("export it as mov in high quality", ExportOptions(quality="high", format="mov")),
+        ("export in full hd, landscape", ExportOptions(resolution="1080p", aspect="16:9")),
+        ("導出 1080p 橫屏", ExportOptions(resolution="1080p", aspect="16:9")),
+        ("/export 720p square", ExportOptions(resolution="720p", aspect="1:1")),
+        ("export", ExportOptions()),
+    ],
+)
+def test_export_options_are_returned_typed(text: str, options: ExportOptions) -> None:
+    decision = classify(text)
+    assert decision.intent is Intent.EXPORT
+    assert decision.options == options
+    assert bool(decision.options) is bool(options.as_dict())
+
+
+def test_options_belong_to_exports_only() -> None:
+    assert classify("upload 4k footage").options == ExportOptions()
+    assert classify("make it vertical").options == ExportOptions()
+    assert classify("export 4k vertical").options.as_dict() == {
+        "resolution": "2160p",
+        "aspect": "9:16",
+    }

@@ -1,10 +1,12 @@
-"""The router against evidence: our labelled set, and real utterances from public
-datasets that must never trigger a direct action. Also the `classify` CLI."""
+"""The router against evidence: our two labelled sets, and real utterances from public
+datasets (vendored in tests/data) that must never trigger a direct action. Also the
+`classify` CLI."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +17,22 @@ from bot.cli import classify as cmd_classify
 from router import Intent, classify, normalize
 
 ROOT = Path(__file__).resolve().parents[1]
-LABELLED = ROOT / "tests" / "data" / "intents.tsv"
-SHARED_EVAL = ROOT.parent / "shared" / "eval"
-NEGATIVES = sorted((SHARED_EVAL / "negatives").glob("*.txt"))
+DATA = ROOT / "tests" / "data"
+LABELLED = DATA / "intents.tsv"
+FRESH = DATA / "intents_fresh.tsv"
+# Named, not globbed: a corpus that goes missing fails the run instead of shrinking it.
+NEGATIVES = [
+    DATA / "negatives" / name
+    for name in (
+        "banking77.txt",
+        "clinc150_inscope.txt",
+        "clinc150_oos.txt",
+        "crosswoz_user_zh.txt",
+        "hwu64.txt",
+        "snips.txt",
+    )
+]
+STRESS = [DATA / "stress" / "banking77_balance_topup.tsv", DATA / "stress" / "clinc150_overlap.tsv"]
 DIRECT = (Intent.EXPORT, Intent.CREDITS, Intent.STATUS, Intent.UPLOAD)
 
 
@@ -25,8 +40,8 @@ def read_lines(path: Path) -> list[str]:
     return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def labelled() -> list[tuple[Intent, str]]:
-    return list(cmd_classify.parse_labelled(LABELLED.read_text(encoding="utf-8").splitlines()))
+def labelled(path: Path = LABELLED) -> list[tuple[Intent, str]]:
+    return list(cmd_classify.parse_labelled(path.read_text(encoding="utf-8").splitlines()))
 
 
 def test_labelled_set_is_big_and_covers_every_case() -> None:
@@ -48,11 +63,33 @@ def test_labelled_set_is_big_and_covers_every_case() -> None:
     assert len(hard) >= len(by_intent[Intent.CHAT]) // 2
 
 
-def test_labelled_accuracy_and_precision() -> None:
-    report = cmd_classify.evaluate(labelled())
-    assert report.accuracy >= 0.98, report.render()
+@pytest.mark.parametrize("path", [LABELLED, FRESH], ids=lambda p: p.name)
+def test_labelled_accuracy_recall_and_no_false_action(path: Path) -> None:
+    report = cmd_classify.evaluate(labelled(path))
+    assert report.accuracy >= 0.97, report.render()
     for intent in DIRECT:
-        assert report.precision(intent) >= 0.99, report.render()
+        assert report.recall(intent) >= 0.95, report.render()
+    assert report.false_direct_rate() == 0.0, report.render()
+
+
+def test_fresh_set_is_big_bilingual_and_frozen_with_reasons() -> None:
+    pairs = labelled(FRESH)
+    assert len(pairs) >= 400
+    texts = [t for _, t in pairs]
+    # written apart from intents.tsv: only the commonest short messages recur ("/export", "ok")
+    assert len(set(texts) & {t for _, t in labelled()}) <= len(texts) // 10
+    assert sum(classify(t).lang != "en" for t in texts) >= 100
+    header = [line for line in FRESH.read_text("utf-8").splitlines() if line.startswith("#")]
+    assert any("Relabelled" in line for line in header)
+
+
+def test_public_corpora_are_vendored_with_their_sources() -> None:
+    readme = (DATA / "README.md").read_text("utf-8")
+    for path in [*NEGATIVES, *STRESS]:
+        assert path.is_file(), f"missing corpus {path}"
+        assert path.name in readme
+    for licence in ("CC BY 3.0", "CC BY 4.0", "CC0", "Apache-2.0"):
+        assert licence in readme
 
 
 @pytest.mark.parametrize("path", NEGATIVES, ids=lambda p: p.name)
@@ -84,9 +121,10 @@ def run_main(argv: list[str]) -> int:
 
 
 def test_cli_prints_one_line_per_text(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_main(["export", "先别导出", "upload https://example.com/a.mp4"]) == 0
+    assert run_main(["export", "先别导出", "upload https://example.com/a.mp4", "export 4k"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4
+    assert lines[3].endswith("options: resolution=2160p")
     assert lines[0].startswith("export ")
     assert "keyword 'export'" in lines[0]
     assert lines[1].startswith("chat ")
@@ -136,7 +174,7 @@ def test_jsonl_handles_100k_lines_in_one_run() -> None:
     out = result.stdout.decode("utf-8").splitlines()
     assert len(out) == 100_000
     first = json.loads(out[0])
-    assert set(first) == {"text", "intent", "score", "reason", "lang", "urls"}
+    assert set(first) == {"text", "intent", "score", "reason", "lang", "urls", "options"}
     assert first["text"] == texts[0]
     assert json.loads(out[7])["text"] == "bad \ufffd byte"
     routed = [json.loads(line)["intent"] for line in out[:500]]
@@ -149,8 +187,9 @@ def test_nemobot_classify_end_to_end() -> None:
         "导出\n/credits@NemoBot\nhi\n".encode(),
     )
     assert result.returncode == 0, result.stderr.decode()
-    intents = [json.loads(line)["intent"] for line in result.stdout.decode().splitlines()]
-    assert intents == ["export", "credits", "chat"]
+    records = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [r["intent"] for r in records] == ["export", "credits", "chat"]
+    assert [r["options"] for r in records] == [{}, {}, {}]
 
 
 CONTEXTS = {
@@ -164,20 +203,27 @@ CONTEXTS = {
 }
 
 
+# A negation governs its own clause: "don't okay, export it" is not wrapped.
+CLAUSE_SCOPED = {"negation", "zh negation"}
+CLAUSE_BREAK = re.compile(r"[,.!?;，。！？；]")
+
+
 @pytest.mark.parametrize("context", list(CONTEXTS))
 def test_context_turns_every_direct_example_into_chat(context: str) -> None:
     wrap = CONTEXTS[context]
     direct = [t for label, t in labelled() if label is not Intent.CHAT and not t.startswith("/")]
-    assert len(direct) > 300
+    if context in CLAUSE_SCOPED:
+        direct = [t for t in direct if not CLAUSE_BREAK.search(t)]
+    assert len(direct) > 250
     wrong = [wrap(t) for t in direct if classify(wrap(t)).direct]
     assert wrong == []
 
 
-def test_stress_files_are_readable_and_reported() -> None:
-    stress = sorted((SHARED_EVAL / "stress").glob("*.txt"))
-    assert stress
-    for path in stress:
-        lines = read_lines(path)
-        rate = sum(classify(t).direct for t in lines) / len(lines)
-        print(f"stress {path.name}: {100 * rate:.2f}% direct")
-        assert 0.0 <= rate <= 1.0
+@pytest.mark.parametrize("path", STRESS, ids=lambda p: p.name)
+def test_stress_chat_lines_never_trigger_a_direct_action(path: Path) -> None:
+    rows = [line.split("\t", 1) for line in read_lines(path)]
+    assert {label for label, _ in rows} <= {"chat", "either"}
+    chat = [text for label, text in rows if label == "chat"]
+    assert len(chat) >= 400
+    wrong = [(t, classify(t)) for t in chat if classify(t).direct]
+    assert wrong == [], "\n".join(f"{d.intent} {d.reason}: {t}" for t, d in wrong)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -87,3 +89,50 @@ def test_control_characters_and_surrogates() -> None:
     check(classify(text))
     assert classify("\x00export\x00").intent is Intent.EXPORT
     assert classify("导出\ud800").intent is Intent.EXPORT
+
+
+# ------------------------------------------------------------------ outcomes, not only types
+
+_DATA = Path(__file__).resolve().parent / "data" / "intents.tsv"
+_DIRECT = [
+    (Intent(label), text)
+    for label, text in (
+        line.split("\t", 1)
+        for line in _DATA.read_text("utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    if label != "chat" and not text.startswith("/") and "://" not in text
+]
+direct_example = st.sampled_from(_DIRECT)
+invisible = st.sampled_from(["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"])
+
+
+@given(direct_example, invisible, st.integers(min_value=0, max_value=200))
+@settings(max_examples=300)
+def test_invisible_characters_change_nothing(
+    example: tuple[Intent, str], mark: str, at: int
+) -> None:
+    intent, text = example
+    cut = at % (len(text) + 1)
+    assert classify(text[:cut] + mark + text[cut:]).intent is intent
+
+
+@given(direct_example, st.sampled_from(["please", "thanks", "ok", "um", "hey"]))
+@settings(max_examples=200)
+def test_politeness_around_a_request_keeps_it(example: tuple[Intent, str], word: str) -> None:
+    intent, text = example
+    assert classify(f"{word}, {text}").intent is intent
+
+
+@given(st.lists(st.sampled_from(["export", "please", "the", "video", "now", "ok"]), min_size=15))
+def test_more_than_fourteen_words_go_to_the_agent(words: list[str]) -> None:
+    assert classify(" ".join(words)).intent is Intent.CHAT
+
+
+@given(mixed_text)
+@settings(max_examples=300)
+def test_options_only_with_exports_and_links_from_the_text(text: str) -> None:
+    decision = classify(text)
+    if decision.options:
+        assert decision.intent is Intent.EXPORT
+    assert all(url in text for url in decision.urls)

@@ -27,6 +27,7 @@ def test_every_intent_has_words_in_both_languages() -> None:
 def test_every_cue_table_is_used_in_file_order() -> None:
     kinds = list(data()["cues"])
     assert kinds[:5] == ["other_sense", "negation", "postponement", "sequence", "question"]
+    assert "sequence_order" in kinds
     assert [k for k, _ in RULES.cues_en] == kinds
     assert [k for k, _ in RULES.cues_zh] == kinds
 
@@ -48,8 +49,11 @@ def test_a_fuzzy_target_must_be_a_keyword() -> None:
         build(changed)
 
 
-def test_protected_words_are_not_keywords_or_fillers() -> None:
-    assert not RULES.protected & set(RULES.lexicon)
+def test_protected_words_are_never_keywords() -> None:
+    from router import classify
+
+    assert not [w for w in RULES.protected if (lex := RULES.lexicon.get(w)) and lex.intent]
+    assert not [w for w in RULES.protected if classify(w).direct]
 
 
 def test_fillers_never_name_an_intent_by_themselves() -> None:

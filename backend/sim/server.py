@@ -277,9 +277,8 @@ class Simulator:
             if token is not None:
                 token.expires_at = time.time() - 1
             raise self._error(request, 1001, "token expired or invalid")
-        if operator:
+        if token is None:  # checked above: only the operator has no token of its own
             return self.world.operator_user()
-        assert token is not None
         return self.world.users[token.user_id]
 
     def _session(self, request: web.Request, user: User, sid: str | None) -> SimSession:

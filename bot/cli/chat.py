@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     settings = load_settings()
-    secrets = [s.get_secret_value() for s in (settings.nemo_token,) if s is not None]
+    secrets = settings.secret_values()
     level = settings.log_level if args.verbose else "WARNING"
     configure(level=level, json_lines=settings.log_json, secrets=secrets)
     return asyncio.run(run_chat(args, settings))

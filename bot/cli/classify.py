@@ -42,8 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def describe(text: str, decision: Decision) -> str:
-    """One readable line: intent, score, language, reason, the text and any links."""
+    """One readable line: intent, score, language, reason, the text, links and options."""
     links = f"  links: {' '.join(decision.urls)}" if decision.urls else ""
+    if decision.options:
+        read = " ".join(f"{k}={v}" for k, v in decision.options.as_dict().items())
+        links += f"  options: {read}"
     shown = text if len(text) <= 80 else text[:77] + "..."
     return (
         f"{decision.intent.value:<7} {decision.score:.2f} {decision.lang:<5} "
@@ -59,6 +62,7 @@ def as_json(text: str, decision: Decision) -> str:
         "reason": decision.reason,
         "lang": decision.lang,
         "urls": list(decision.urls),
+        "options": decision.options.as_dict(),
     }
     return json.dumps(record, ensure_ascii=False)
 

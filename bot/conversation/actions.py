@@ -18,7 +18,7 @@ from bot.io import Inbound, Outbox, SendText, button_action
 from bot.ops.metrics import Metrics
 from bot.store import ChatState
 from bot.texts import t
-from router import Intent, classify
+from router import ExportOptions, Intent, classify
 
 __all__ = ["Actions"]
 
@@ -138,13 +138,18 @@ class Actions:
         text = msg.text.strip()
         if msg.attachments:
             self._count("files")
-            await self._sessions.run(
-                turn, lambda: self._uploads.files(turn, msg.attachments, bool(text)), retry=True
-            )
+            uploaded: list[bool] = []
+
+            async def upload() -> None:
+                uploaded.append(await self._uploads.files(turn, msg.attachments, bool(text)))
+
+            await self._sessions.run(turn, upload, retry=True)
             if cmd is not None:
                 await self._command(turn, cmd[0], cmd[1])
                 return
-            if not text:
+            # Words sent with files that were all refused are about those files: the agent
+            # would spend credits making something without them.
+            if not text or not any(uploaded):
                 return
         await self._text(turn, text)
 
@@ -152,14 +157,16 @@ class Actions:
         self._count(name if name in ("start", "new", "export") else "other_command")
         if name == "start":
             if turn.state.session_id is None:
-                await self._sessions.ensure(turn)
+                await self._sessions.ensure(turn, welcome=True)
             else:
                 await turn.out.send(SendText(t("welcome_back", turn.lang)))
                 await turn.out.send(SendText(t("welcome", turn.lang), buttons=menu(turn.lang)))
         elif name == "new":
             await self._sessions.new_project(turn)
         elif name == "export":
-            await self._export(turn)
+            asked = classify(f"export {arg}") if arg else None
+            options = asked.options if asked and asked.intent is Intent.EXPORT else None
+            await self._export(turn, options)
         elif name == "upload":
             urls = tuple(w for w in arg.split() if w.startswith(("http://", "https://")))
             await self._upload_urls(turn, urls)
@@ -180,7 +187,7 @@ class Actions:
             },
         )
         if decision.intent is Intent.EXPORT:
-            await self._export(turn)
+            await self._export(turn, decision.options)
         elif decision.intent is Intent.CREDITS:
             await self._credits(turn)
         elif decision.intent is Intent.STATUS:
@@ -192,8 +199,8 @@ class Actions:
 
     # --- direct actions ------------------------------------------------------------------
 
-    async def _export(self, turn: Turn) -> None:
-        await self._sessions.run(turn, lambda: self._exports.start(turn), retry=False)
+    async def _export(self, turn: Turn, options: ExportOptions | None = None) -> None:
+        await self._sessions.run(turn, lambda: self._exports.start(turn, options), retry=False)
 
     async def _upload_urls(self, turn: Turn, urls: tuple[str, ...]) -> None:
         if not urls:
@@ -217,7 +224,8 @@ class Actions:
             return
         summary = summarize_draft(project.draft, turn.lang)
         text = f"{t('status', turn.lang, summary=summary)}\n\n{t('status_hint', turn.lang)}"
-        await turn.out.send(SendText(text, buttons=(button("export", turn.lang),)))
+        buttons = (button("export", turn.lang),)
+        await turn.out.send(SendText(text, buttons, timeline=project.draft, lang=turn.lang))
 
     def _count(self, intent: str) -> None:
         self._metrics.updates.labels(intent).inc()

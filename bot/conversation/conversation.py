@@ -58,7 +58,9 @@ class Conversation:
         metrics: Metrics | None = None,
         web_base: str = "https://nemovideo.com",
         reader_for: ReaderFor | None = None,
+        front: str = "telegram",
     ) -> None:
+        """`front` names the front end (telegram, terminal) whose ways the replies word."""
         metrics = metrics or Metrics()
         operator = settings.nemo_token is not None
         # Stored as the value of the chat locks it holds: tells operators which process.
@@ -67,7 +69,9 @@ class Conversation:
         sessions = Sessions(client, states, operator=operator)
         errors = ErrorReplies(sessions, metrics, operator=operator, web_base=web_base)
         exports = Exports(sessions, states, settings, metrics)
-        agent = AgentChat(sessions, states, exports, metrics, quiet_s=settings.quiet_notice_s)
+        agent = AgentChat(
+            sessions, states, exports, metrics, quiet_s=settings.quiet_notice_s, front=front
+        )
         uploads = Uploads(sessions, settings.upload_limits())
         self._actions = Actions(
             states=states,

@@ -7,16 +7,25 @@ import asyncio
 import logging
 import time
 
-from backend import BackendUnavailable, NemoApi, NemoError, RateLimited, RenderStatus, is_exportable
+from backend import (
+    BackendUnavailable,
+    NemoApi,
+    NemoError,
+    RateLimited,
+    RenderStatus,
+    is_exportable,
+)
 from bot.conversation.errors import render_failed_text
 from bot.conversation.session import Sessions, session_id
 from bot.conversation.state import ChatStates, Turn, new_ref, safe_send
-from bot.conversation.text import button
-from bot.io import ChatAction, Progress, SendText, SendVideo
+from bot.conversation.text import button, export_notes
+from bot.io import ChatAction, DeliveryFailed, Progress, SendText, SendVideo
 from bot.ops.metrics import Metrics
 from bot.settings import Settings
 from bot.store import ChatState, PendingExport
-from bot.texts import fmt_elapsed, t
+from bot.texts import fmt_elapsed, progress_bar, t
+from bot.timeline import timeline_of
+from router import ExportOptions
 
 __all__ = ["Exports"]
 
@@ -35,8 +44,9 @@ class Exports:
         self._settings = settings
         self._metrics = metrics
 
-    async def start(self, turn: Turn) -> None:
-        """Render the project and follow the render to its video."""
+    async def start(self, turn: Turn, options: ExportOptions | None = None) -> None:
+        """Render the project and follow the render to its video. What the request asked
+        that only the project decides (its canvas) is said first, with how to change it."""
         api = await self._sessions.api(turn)
         sid = session_id(turn)
         project = await api.state(sid)
@@ -44,12 +54,14 @@ class Exports:
         if not is_exportable(project.draft):
             await turn.out.send(SendText(t("nothing_to_export", turn.lang)))
             return
+        options = options or ExportOptions()
+        notes = export_notes(options, project.canvas, turn.lang)
+        if notes:
+            await turn.out.send(SendText("\n".join(notes)))
         ref = new_ref("export")
-        await turn.out.send(
-            Progress(ref, t("export_progress", turn.lang, percent=0, elapsed=fmt_elapsed(0)))
-        )
+        await turn.out.send(Progress(ref, _progress_text(turn.lang, 0, 0.0, None)))
         await turn.out.send(ChatAction("upload_video"))
-        job = await api.start_export(sid, project.draft)
+        job = await api.start_export(sid, project.draft, quality=options.quality or "high")
         pending = PendingExport(
             render_id=job.id, started_at=time.time(), lang=turn.lang, progress_ref=ref
         )
@@ -86,8 +98,9 @@ class Exports:
         render_id = pending.render_id
         deadline = pending.started_at + self._settings.export_deadline_s
         interval = self._settings.export_poll_interval_s
-        shown = t("export_progress", lang, percent=0, elapsed=fmt_elapsed(0))
+        shown = _progress_text(lang, 0, 0.0, None)
         percent = 0
+        eta = _Eta()
         self._metrics.exports_pending.inc()
         try:
             while True:
@@ -105,14 +118,7 @@ class Exports:
                 if job is not None and job.status is RenderStatus.COMPLETED and job.url:
                     done = t("export_done", lang, elapsed=elapsed)
                     await turn.out.send(Progress(ref, done, done=True))
-                    await turn.out.send(
-                        SendVideo(
-                            url=job.url,
-                            caption=t("export_caption", lang),
-                            buttons=(button("new", lang), button("credits", lang)),
-                        )
-                    )
-                    await self._end(turn, render_id, "completed")
+                    await self._deliver(turn, render_id, job.url)
                     return
                 if job is not None and job.status is RenderStatus.FAILED:
                     await turn.out.send(Progress(ref, t("export_failed_line", lang), done=True))
@@ -135,7 +141,8 @@ class Exports:
                 if job is not None:
                     # Shown progress never goes backwards, whatever the service reports.
                     percent = max(percent, min(99, int(job.progress)))
-                    text = t("export_progress", lang, percent=percent, elapsed=elapsed)
+                    spent = time.time() - pending.started_at
+                    text = _progress_text(lang, percent, spent, eta.left(spent, percent))
                     if text != shown:
                         await turn.out.send(Progress(ref, text))
                         shown = text
@@ -151,6 +158,32 @@ class Exports:
             raise
         finally:
             self._metrics.exports_pending.dec()
+
+    async def _deliver(self, turn: Turn, render_id: str, url: str) -> None:
+        """Send the video; it stays pending (and is sent again later) until it arrived."""
+        lang = turn.lang
+        timeline = timeline_of(turn.state.last_draft)
+        canvas = timeline.canvas
+        video = SendVideo(
+            url=url,
+            caption=t("export_caption", lang),
+            buttons=(button("new", lang), button("credits", lang)),
+            duration=timeline.duration_s or None,
+            width=canvas.width if canvas else None,
+            height=canvas.height if canvas else None,
+            lang=lang,
+        )
+        try:
+            await turn.out.send(video)
+        except DeliveryFailed as exc:
+            log.warning(
+                "video not delivered, kept to send again: %s",
+                exc,
+                extra={"chat_id": turn.chat_id, "render_id": render_id},
+            )
+            self._metrics.exports.labels("undelivered").inc()
+            return
+        await self._end(turn, render_id, "completed")
 
     async def _cancel_render(self, api: NemoApi, turn: Turn, render_id: str) -> None:
         try:
@@ -174,3 +207,32 @@ class Exports:
 
 def _drop_pending(state: ChatState, render_ids: set[str]) -> None:
     state.pending = [p for p in state.pending if p.render_id not in render_ids]
+
+
+def _progress_text(lang: str, percent: int, spent_s: float, left_s: float | None) -> str:
+    """`🎬 Rendering… 46% (0:12) ▓▓▓▓▓░░░░░░░ · about 0:14 left`: one line, as terminals
+    redraw a status line in place; the time left once it can be told."""
+    head = t("export_progress", lang, percent=percent, elapsed=fmt_elapsed(spent_s))
+    line = f"{head} {progress_bar(percent)}"
+    if left_s is None:
+        return line
+    return f"{line} · {t('export_left', lang, left=fmt_elapsed(left_s))}"
+
+
+class _Eta:
+    """Time left, from the pace of progress since it first moved (renders often wait in
+    a queue at 0% first, which says nothing of their pace)."""
+
+    def __init__(self) -> None:
+        self._first: tuple[float, int] | None = None
+
+    def left(self, spent_s: float, percent: int) -> float | None:
+        if percent <= 0 or percent >= 100:
+            return None
+        if self._first is None:
+            self._first = (spent_s, percent)
+            return None
+        since, base = self._first
+        if percent <= base or spent_s <= since:
+            return None
+        return (100 - percent) * (spent_s - since) / (percent - base)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import filetype
+
 from backend import (
     ACCEPTED_EXTENSIONS,
     MIB,
@@ -15,12 +17,13 @@ from backend import (
     UploadedFile,
     UploadFile,
     UploadLimits,
+    file_kind,
     preflight,
 )
 from bot.conversation.session import Sessions, session_id
 from bot.conversation.state import Turn
 from bot.conversation.text import formats
-from bot.io import Attachment, ChatAction, SendText
+from bot.io import Attachment, ChatAction, FileUnreadable, SendText
 from bot.texts import fmt_duration, fmt_size, t
 
 __all__ = ["Uploads"]
@@ -50,8 +53,9 @@ class Uploads:
             )
         )
 
-    async def files(self, turn: Turn, attachments: Sequence[Attachment], has_text: bool) -> None:
-        """Check every file before reading it, then send all good ones in one upload."""
+    async def files(self, turn: Turn, attachments: Sequence[Attachment], has_text: bool) -> bool:
+        """Check every file before reading it, then send all good ones in one upload;
+        False when none was good."""
         checked: list[tuple[Attachment, FileKind]] = []
         for item in attachments:
             kind = await self._preflight(turn, item.name, item.mime, item.size or 0)
@@ -60,18 +64,37 @@ class Uploads:
         files: list[UploadFile] = []
         kinds: list[FileKind] = []
         for item, kind in checked:
-            data = await item.read()
+            try:
+                data = await item.read()
+            except FileUnreadable:
+                log.info("file unreadable", extra={"chat_id": turn.chat_id})
+                await turn.out.send(SendText(t("file_unreadable", turn.lang, name=item.name)))
+                continue
             if await self._preflight(turn, item.name, item.mime, len(data)) is None:
+                continue
+            if not content_is(kind, data):
+                log.info("file content refused", extra={"chat_id": turn.chat_id, "kind": kind})
+                await turn.out.send(
+                    SendText(
+                        t(
+                            "file_rejected_content",
+                            turn.lang,
+                            name=item.name,
+                            formats=formats(ACCEPTED_EXTENSIONS),
+                        )
+                    )
+                )
                 continue
             files.append(UploadFile(name=item.name, mime=item.mime, data=data, size=len(data)))
             kinds.append(kind)
         if not files:
-            return
+            return False
         api = await self._sessions.api(turn)
         await turn.out.send(ChatAction("typing"))
         uploaded = await api.upload_files(session_id(turn), files)
         sizes = [f.size for f in files]
         await self._confirm(turn, uploaded, kinds, sizes, suggest=not has_text)
+        return True
 
     async def urls(self, turn: Turn, urls: Sequence[str]) -> None:
         """Hand links to the session; the service fetches them."""
@@ -91,7 +114,7 @@ class Uploads:
                 SendText(t("file_rejected_type", turn.lang, name=name, formats=formats(accepted)))
             )
         except FileTooLarge as exc:
-            kind = preflight(name, mime, 0, self._limits)  # too large, so its kind is known
+            kind = file_kind(name, mime) or "other"
             await turn.out.send(
                 SendText(
                     t(
@@ -151,6 +174,26 @@ class Uploads:
                 text = f"{text}\n\n{t(nxt, lang)}"
         log.info("files uploaded", extra={"chat_id": turn.chat_id, "count": len(uploaded)})
         await turn.out.send(SendText(text))
+
+
+# What the content may turn out to be for each kind the name promised. Video and audio
+# containers overlap (an `.m4a` is an MP4, a sound-only `.mp4` says `audio/mp4`).
+_CONTENT_MAJORS: dict[FileKind, frozenset[str]] = {
+    FileKind.IMAGE: frozenset({"image"}),
+    FileKind.VIDEO: frozenset({"video", "audio"}),
+    FileKind.AUDIO: frozenset({"audio", "video"}),
+}
+
+
+def content_is(kind: FileKind, data: bytes) -> bool:
+    """Whether the bytes are, by their magic numbers, the kind of file the name said:
+    an empty file or a text file renamed `.jpg` is nothing the service can use."""
+    if not data:
+        return False
+    guess = filetype.guess(data)
+    if guess is None:
+        return False
+    return str(guess.mime).split("/", 1)[0] in _CONTENT_MAJORS[kind]
 
 
 def _mb(size: int) -> str:

@@ -11,13 +11,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from bot.io import Attachment, Inbound, ReaderFor
+from bot.io import Attachment, FileUnreadable, Inbound, ReaderFor
 
-__all__ = ["FileUnavailable", "decode_item", "encode_item"]
-
-
-class FileUnavailable(Exception):
-    """A queued file this process cannot read: its front end left no way to fetch it."""
+__all__ = ["decode_item", "encode_item"]
 
 
 def encode_item(token: str, msg: Inbound) -> str:
@@ -75,7 +71,8 @@ def _attachment(body: Mapping[str, Any], reader_for: ReaderFor | None) -> Attach
 
 
 async def _unavailable() -> bytes:
-    raise FileUnavailable
+    """A queued file this process cannot read: its front end left no way to fetch it."""
+    raise FileUnreadable("no front end here can fetch this file")
 
 
 def _opt_str(value: object) -> str | None:

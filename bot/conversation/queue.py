@@ -27,7 +27,16 @@ from bot.conversation.state import (
     safe_send,
 )
 from bot.conversation.text import command_of, snippet
-from bot.io import Inbound, Outbound, Outbox, ReaderFor, SendText, button_action
+from bot.io import (
+    DeliveryFailed,
+    Inbound,
+    Outbound,
+    Outbox,
+    ReaderFor,
+    SendText,
+    SendVideo,
+    button_action,
+)
 from bot.ops.logs import log_context
 from bot.settings import Settings
 from bot.store import PendingExport
@@ -418,6 +427,8 @@ class _Nowhere:
 
     async def send(self, op: Outbound) -> None:
         log.warning("answer dropped: no front end attached (%s)", type(op).__name__)
+        if isinstance(op, SendVideo):
+            raise DeliveryFailed("no front end attached")
 
 
 _NOWHERE = _Nowhere()

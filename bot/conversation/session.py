@@ -74,8 +74,10 @@ class Sessions:
 
         await self._states.update(turn, apply)
 
-    async def ensure(self, turn: Turn) -> bool:
-        """First contact: "Setting things up…", a token and a session, then "Ready"."""
+    async def ensure(self, turn: Turn, *, welcome: bool | None = None) -> bool:
+        """First contact: "Setting things up…", a token and a session, then "Ready" and the
+        welcome; a group gets the welcome only when it asks for it (/start): it reads as
+        a private chat's and would come before the answer someone asked for."""
         if turn.state.session_id is not None:
             return False
         ref = new_ref("setup")
@@ -96,7 +98,10 @@ class Sessions:
         await self._states.update(turn, apply)
         log.info("session created", extra={"chat_id": turn.chat_id, "lang": turn.lang})
         await turn.out.send(Progress(ref, t("ready", turn.lang), done=True))
-        await turn.out.send(SendText(t("welcome", turn.lang), buttons=menu(turn.lang)))
+        if welcome is None:
+            welcome = not turn.is_group
+        if welcome:
+            await turn.out.send(SendText(t("welcome", turn.lang), buttons=menu(turn.lang)))
         return True
 
     async def replace(self, turn: Turn) -> None:

@@ -62,6 +62,7 @@ class Turn:
     state: ChatState
     rt: ChatRuntime
     api: NemoApi | None = None
+    is_group: bool = False
 
 
 class ChatStates:
@@ -92,6 +93,7 @@ class ChatStates:
             lang=lang_for(state, msg),
             state=state,
             rt=self.runtime(chat_id),
+            is_group=msg.is_group if msg is not None else False,
         )
 
     async def update(self, turn: Turn, change: Callable[[ChatState], None]) -> ChatState:

@@ -22,6 +22,7 @@ from backend import (
     summarize_draft,
 )
 from bot.conversation.export import Exports
+from bot.conversation.gui import marked_words, rewrite_gui
 from bot.conversation.session import Sessions, session_id
 from bot.conversation.state import ChatStates, Turn, new_ref, safe_send
 from bot.conversation.text import asks_for_export, button, draft_of, tool_hint
@@ -35,11 +36,14 @@ __all__ = ["AgentChat"]
 log = logging.getLogger("bot.conversation")
 
 _CHAT_ACTION_EVERY_S = 4.5
+# How each front end asks for an export: a button in Telegram, a command in the terminal.
+_EXPORT_HINTS = {"telegram": "gui_export", "terminal": "gui_export_terminal"}
 
 
 class AgentChat:
     """Chat with the agent. An answer may start an export; after `quiet_s` without news
-    the user is told the agent still works."""
+    the user is told the agent still works. `front` (telegram, terminal) words what the
+    agent says of its web editor the way that front end works."""
 
     def __init__(
         self,
@@ -49,12 +53,14 @@ class AgentChat:
         metrics: Metrics,
         *,
         quiet_s: float,
+        front: str = "telegram",
     ) -> None:
         self._sessions = sessions
         self._states = states
         self._exports = exports
         self._metrics = metrics
         self._quiet_s = quiet_s
+        self._export_hint = _EXPORT_HINTS.get(front, "gui_export")
 
     async def chat(self, turn: Turn, text: str) -> None:
         """Stream the agent's answer into one message, with progress for tools and quiet."""
@@ -142,33 +148,33 @@ class AgentChat:
         ref: str,
         new_draft: dict[str, Any] | None,
     ) -> None:
-        """The final text, with the agent's GUI talk turned into what this chat can do."""
+        """The final text, with the agent's GUI talk rewritten in place into what this chat
+        can do; the user's own words it quotes stay as typed."""
         lang = turn.lang
         hint = read_agent_text(reply)
-        extra = ""
+        final = reply.rstrip()
         buttons: tuple[Button, ...] = ()
         auto_export = False
         if new_draft is not None:
             await self._states.remember_draft(turn, new_draft)
         if hint.action is GuiAction.EXPORT:
-            if asks_for_export(user_text):
-                auto_export = True
-            else:
-                extra = t("gui_export", lang)
-                buttons = (button("export", lang),)
+            auto_export = asks_for_export(user_text)
+            instead = t("auto_export" if auto_export else self._export_hint, lang)
+            final = rewrite_gui(final, GuiAction.EXPORT, instead)
+            buttons = () if auto_export else (button("export", lang),)
         elif hint.action is GuiAction.STATUS:
             api = await self._sessions.api(turn)
             project = await api.state(session_id(turn))
             await self._states.remember_draft(turn, project.draft)
-            extra = t("gui_status", lang, summary=_summary_or_empty(project.draft, lang))
+            summary = t("gui_status", lang, summary=_summary_or_empty(project.draft, lang))
+            final = rewrite_gui(final, GuiAction.STATUS, summary)
             if is_exportable(project.draft):
                 buttons = (button("export", lang),)
         elif new_draft is not None and is_exportable(new_draft):
             buttons = (button("export", lang), button("status", lang))
-        final = reply.rstrip() + (f"\n\n{extra}" if extra else "")
-        await turn.out.send(Stream(ref, final, final=True, buttons=buttons))
+        literal = marked_words(user_text)
+        await turn.out.send(Stream(ref, final, final=True, buttons=buttons, literal=literal))
         if auto_export:
-            await turn.out.send(SendText(t("auto_export", lang)))
             await self._exports.start(turn)
 
     async def _describe_turn(self, turn: Turn, before: Mapping[str, Any] | None) -> None:

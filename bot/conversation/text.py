@@ -9,13 +9,14 @@ from typing import Any
 
 from bot.io import Button
 from bot.texts import normalize_lang, t
-from router import Intent, classify, detect_lang
+from router import ExportOptions, Intent, classify, detect_lang
 
 __all__ = [
     "asks_for_export",
     "button",
     "command_of",
     "draft_of",
+    "export_notes",
     "formats",
     "menu",
     "pick_lang",
@@ -119,3 +120,43 @@ def menu(lang: str) -> tuple[Button, ...]:
 def formats(extensions: Sequence[str]) -> str:
     """Accepted file types as a user reads them: `jpg png mp4`."""
     return " ".join(e.lstrip(".") for e in extensions)
+
+
+_ASPECT_WORDS = {
+    "9:16": ("vertical (9:16)", "竖屏（9:16）"),
+    "16:9": ("landscape (16:9)", "横屏（16:9）"),
+    "1:1": ("square (1:1)", "方形（1:1）"),
+    "4:5": ("4:5", "4:5"),
+}
+_RESOLUTION_SIDE = {"480p": 480, "720p": 720, "1080p": 1080, "1440p": 1440, "2160p": 2160}
+
+
+def export_notes(options: ExportOptions, canvas: tuple[int, int] | None, lang: str) -> list[str]:
+    """What an export request asked that the export call cannot set, in one line each: the
+    size and shape come from the project's canvas (said, with how to change it) and the
+    file is always MP4. Nothing when the request and the project agree."""
+    notes: list[str] = []
+    zh = normalize_lang(lang) == "zh"
+    asked: list[str] = []
+    if options.aspect is not None and not _same_aspect(options.aspect, canvas):
+        asked.append(_ASPECT_WORDS[options.aspect][zh])
+    if options.resolution is not None and not _same_side(options.resolution, canvas):
+        asked.append("4K" if options.resolution == "2160p" else options.resolution)
+    if asked:
+        shown = f"{canvas[0]}×{canvas[1]}" if canvas else t("export_canvas_unknown", lang)
+        ask = t("export_ask", lang, what=("" if zh else " ").join(asked))
+        notes.append(t("export_canvas", lang, canvas=shown, ask=ask))
+    if options.format is not None and options.format != "mp4":
+        notes.append(t("export_format", lang, asked=options.format.upper()))
+    return notes
+
+
+def _same_aspect(aspect: str, canvas: tuple[int, int] | None) -> bool:
+    if canvas is None:
+        return False
+    w, h = (int(x) for x in aspect.split(":"))
+    return abs(canvas[0] / canvas[1] - w / h) < 0.02
+
+
+def _same_side(resolution: str, canvas: tuple[int, int] | None) -> bool:
+    return canvas is not None and min(canvas) == _RESOLUTION_SIDE[resolution]

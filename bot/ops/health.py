@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -13,22 +14,35 @@ from bot.ops.metrics import Metrics
 log = logging.getLogger(__name__)
 
 Check = Callable[[], Awaitable[bool]]
+# Probes time out after about a second: a check slower than this counts as "not ready",
+# and the answer is always in before the probe gives up.
+CHECK_TIMEOUT_S = 0.8
 
 
-def health_app(metrics: Metrics, checks: dict[str, Check]) -> web.Application:
-    """Liveness always answers; readiness runs every check (e.g. Redis, the backend)."""
+async def _bounded(name: str, check: Check, timeout_s: float) -> bool:
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await check()
+    except TimeoutError:
+        log.warning("readiness check timed out", extra={"check": name, "timeout_s": timeout_s})
+    except Exception as exc:  # a check that fails in any way means "not ready"
+        log.warning("readiness check failed", extra={"check": name, "error": type(exc).__name__})
+    return False
+
+
+def health_app(
+    metrics: Metrics, checks: dict[str, Check], timeout_s: float = CHECK_TIMEOUT_S
+) -> web.Application:
+    """Liveness always answers; readiness runs every check (e.g. Redis, the backend) at
+    once, each within `timeout_s`."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
     async def readyz(_: web.Request) -> web.Response:
-        results: dict[str, bool] = {}
-        for name, check in checks.items():
-            try:
-                results[name] = await check()
-            except Exception:  # a check that fails in any way means "not ready"
-                log.warning("readiness check failed", extra={"check": name}, exc_info=True)
-                results[name] = False
+        names = list(checks)
+        answers = await asyncio.gather(*(_bounded(n, checks[n], timeout_s) for n in names))
+        results = dict(zip(names, answers, strict=True))
         ready = all(results.values())
         return web.json_response({"ok": ready, "checks": results}, status=200 if ready else 503)
 
@@ -45,9 +59,13 @@ def health_app(metrics: Metrics, checks: dict[str, Check]) -> web.Application:
 
 
 async def serve_health(
-    metrics: Metrics, checks: dict[str, Check], host: str, port: int
+    metrics: Metrics,
+    checks: dict[str, Check],
+    host: str,
+    port: int,
+    timeout_s: float = CHECK_TIMEOUT_S,
 ) -> web.AppRunner:
-    runner = web.AppRunner(health_app(metrics, checks), access_log=None)
+    runner = web.AppRunner(health_app(metrics, checks, timeout_s), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -5,19 +5,19 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from types import MappingProxyType
+from types import MappingProxyType, TracebackType
 from typing import TextIO
 
-# Shapes of the secrets we handle, masked even when nobody registered them.
-# No word boundary before them: a bot token sits right after "/bot" in Bot API URLs.
-_SECRET_SHAPES = re.compile(
-    r"(?<![0-9])\d{6,12}:[A-Za-z0-9_-]{30,}|nmv_[a-z]+_[A-Za-z0-9_-]{8,}|clm_[A-Za-z0-9_-]{8,}"
-)
+from backend import redact
+
+# Fields that are credentials by name, whatever they look like: the client id is traded
+# for a fresh token of the same user. A short prefix still lets lines be matched up.
+_CREDENTIAL_FIELDS = frozenset({"client_id"})
+_SHOWN_PREFIX = 4
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -34,9 +34,7 @@ class Redactor(logging.Filter):
             self._secrets.sort(key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return _SECRET_SHAPES.sub("***", text)
+        return redact(text, self._secrets)
 
     def scrub_value(self, value: object) -> object:
         """Strings scrubbed, containers rebuilt with scrubbed strings, numbers kept, and
@@ -46,10 +44,17 @@ class Redactor(logging.Filter):
         if value is None or isinstance(value, bool | int | float):
             return value
         if isinstance(value, dict):
-            return {self.scrub(str(k)): self.scrub_value(v) for k, v in value.items()}
+            return {self.scrub(str(k)): self.scrub_field(str(k), v) for k, v in value.items()}
         if isinstance(value, list | tuple | set | frozenset):
             return [self.scrub_value(v) for v in value]
         return self.scrub(str(value))
+
+    def scrub_field(self, key: str, value: object) -> object:
+        """A field's value scrubbed; a credential field shows only its first characters."""
+        if key in _CREDENTIAL_FIELDS and value is not None:
+            text = str(value)
+            return f"{text[:_SHOWN_PREFIX]}…" if len(text) > _SHOWN_PREFIX else "…"
+        return self.scrub_value(value)
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -67,7 +72,7 @@ class Redactor(logging.Filter):
             record.stack_info = self.scrub(record.stack_info)
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD_ATTRS:
-                setattr(record, key, self.scrub_value(value))
+                setattr(record, key, self.scrub_field(key, value))
         return True
 
 
@@ -131,6 +136,18 @@ class ContextFilter(logging.Filter):
         return True
 
 
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    """An error nothing caught is logged like any other line: redacted, one record."""
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, error, trace)
+        return
+    logging.getLogger("nemobot").critical(
+        "uncaught error: %s", kind.__name__, exc_info=(kind, error, trace)
+    )
+
+
 def configure(
     level: str = "INFO",
     json_lines: bool = False,
@@ -148,6 +165,7 @@ def configure(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    sys.excepthook = _log_uncaught
     # Libraries that log request URLs (which carry the bot token) stay quiet below WARNING.
     for noisy in ("httpx", "httpcore", "telegram.ext.Updater", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

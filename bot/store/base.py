@@ -38,7 +38,7 @@ class ChatState:
     chat_id: int
     token: str | None = field(default=None, repr=False)
     token_expires_at: float | None = None
-    client_id: str | None = None
+    client_id: str | None = field(default=None, repr=False)  # a credential too
     session_id: str | None = None
     task_id: str | None = None
     lang: str | None = None

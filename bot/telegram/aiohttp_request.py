@@ -8,13 +8,12 @@ updates a second. `BaseRequest` is PTB's documented extension point for this.
 
 from __future__ import annotations
 
+import urllib.request
 from urllib.parse import urlsplit
 
 import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
-
-from backend.transport import env_proxy
 
 Timeout = float | None
 
@@ -95,7 +94,7 @@ class AiohttpRequest(BaseRequest):
         parts = urlsplit(url)
         key = (parts.scheme, parts.netloc)
         if key not in self._proxies:
-            self._proxies[key] = env_proxy(url)
+            self._proxies[key] = _proxy_for(parts.scheme, parts.hostname)
         proxy = self._proxies[key]
         try:
             async with session.request(
@@ -118,3 +117,11 @@ def _given(value: object, default: Timeout) -> Timeout:
 
 def _sum(*parts: Timeout) -> Timeout:
     return None if any(p is None for p in parts) else sum(p for p in parts if p is not None)
+
+
+def _proxy_for(scheme: str, host: str | None) -> str | None:
+    """The proxy HTTP(S)_PROXY / NO_PROXY name for a host: looked up once per host, since
+    aiohttp's own `trust_env` reads the environment in a worker thread on every request."""
+    if not host or urllib.request.proxy_bypass(host):
+        return None
+    return urllib.request.getproxies().get(scheme)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Collection
 
 __all__ = ["TEXT_LIMIT", "html_is_balanced", "markdown_to_html", "split_text", "utf16_len"]
 
@@ -33,13 +34,18 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def markdown_to_html(text: str) -> str:
-    """Telegram HTML for common Markdown: bold, italic, strike, code, links, headings, lists."""
+def markdown_to_html(text: str, literal: Collection[str] = ()) -> str:
+    """Telegram HTML for common Markdown: bold, italic, strike, code, links, headings, lists.
+
+    The `literal` fragments (words the user typed, quoted back) are shown as they are."""
     saved: list[str] = []
 
     def keep(fragment: str) -> str:
         saved.append(fragment)
         return f"\x00{len(saved) - 1}\x00"
+
+    for fragment in sorted({f for f in literal if f.strip()}, key=len, reverse=True):
+        text = text.replace(fragment, keep(html.escape(fragment, quote=False)))
 
     def fence(match: re.Match[str]) -> str:
         lang, body = match.group(1), match.group(2)

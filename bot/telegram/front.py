@@ -20,19 +20,22 @@ from typing import Any, Protocol
 
 import httpx
 from telegram import Bot, BotCommand, CallbackQuery, Update
-from telegram.error import BadRequest
+from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes, TypeHandler
 from telegram.ext import ApplicationBuilder as _Builder
 
+from backend import MIB
 from bot.io import Attachment, Inbound, Outbox, ReaderFor, SendText
 from bot.ops.metrics import Metrics
 from bot.settings import Settings
 from bot.telegram.aiohttp_request import AiohttpRequest
 from bot.telegram.commands import COMMANDS
+from bot.telegram.delivery import RetryPolicy
 from bot.telegram.inbound import (
     AlbumCollector,
     TooLarge,
     addressed_text,
+    bound_callback,
     message_files,
     reader_for,
     to_inbound,
@@ -51,7 +54,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MB = 1024 * 1024
 ALLOWED_UPDATES = ("message", "callback_query")
 PTBApp = Application[Any, Any, Any, Any, Any, Any]
 
@@ -80,13 +82,13 @@ class StoreLike(Protocol):
 class TelegramConfig:
     """The Telegram side of the settings, with Telegram's limits in bytes."""
 
-    token: str
+    token: str = field(repr=False)
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
     allowed_user_ids: frozenset[int] = frozenset()
     allowed_chat_ids: frozenset[int] = frozenset()
     admin_user_ids: frozenset[int] = frozenset()
-    download_limit_bytes: int = 20 * MB
+    download_limit_bytes: int = 20 * MIB
     media_group_wait_s: float = 1.2
     render: RenderConfig = field(default_factory=RenderConfig)
 
@@ -103,11 +105,12 @@ class TelegramConfig:
             allowed_user_ids=frozenset(settings.allowed_user_ids),
             allowed_chat_ids=frozenset(settings.allowed_chat_ids),
             admin_user_ids=frozenset(settings.admin_user_ids),
-            download_limit_bytes=int(settings.telegram_max_download_mb * MB),
+            download_limit_bytes=int(settings.telegram_max_download_mb * MIB),
             media_group_wait_s=settings.media_group_wait_s,
             render=RenderConfig(
-                upload_video_bytes=int(settings.telegram_max_upload_mb * MB),
+                upload_video_bytes=int(settings.telegram_max_upload_mb * MIB),
                 allow_private_downloads=settings.allow_private_downloads,
+                video_retry=RetryPolicy(give_up_s=settings.telegram_video_retry_s),
             ),
         )
 
@@ -286,9 +289,11 @@ class TelegramFront:
         query = update.callback_query
         if query is not None:
             self._spawn(self._answer(query), update)
-            if query.data:
+            if bound_callback(query, chat.id, self._bot_id):
                 msg = to_inbound(update, text="")
                 self._spawn(self._run(msg, lang, self._acks.pop(update.update_id, None)), update)
+            elif query.data:
+                log.info("press with data not on its message ignored", extra={"chat_id": chat.id})
             return
         message = update.message
         if message is None:
@@ -335,12 +340,12 @@ class TelegramFront:
     async def _answer(self, query: CallbackQuery) -> None:
         """Stop the button's spinner at once, whatever the press starts.
 
-        A press Telegram delivers twice (or too late) cannot be answered again; that is
-        cosmetic, so it is only logged.
+        A press Telegram delivers twice (or too late, or forged) cannot be answered; that
+        is cosmetic, so it is only logged.
         """
         try:
             await query.answer()
-        except BadRequest as exc:
+        except TelegramError as exc:
             log.info("callback query not answered: %s", exc.message)
 
     async def _run(
@@ -425,7 +430,7 @@ class TelegramFront:
     ) -> None:
         query = update.callback_query
         if query is not None:
-            await query.answer()
+            await self._answer(query)
         if chat_id < 0 or chat_id in self._refused_chats or update.message is None:
             return
         self._refused_chats.add(chat_id)

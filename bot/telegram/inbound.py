@@ -15,14 +15,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from telegram import Bot, Message, MessageEntity, Update
+from telegram import Bot, CallbackQuery, Message, MessageEntity, Update
+from telegram.error import BadRequest
 
-from bot.io import Attachment, DownloadTooLarge, Inbound
+from bot.io import Attachment, DownloadTooLarge, FileUnreadable, Inbound
 
 __all__ = [
     "AlbumCollector",
     "TooLarge",
     "addressed_text",
+    "bound_callback",
     "message_files",
     "reader_for",
     "to_inbound",
@@ -119,7 +121,10 @@ def _reader(bot: Bot, ref: _FileRef, limit: int) -> Callable[[], Awaitable[bytes
     async def read() -> bytes:
         if ref.size is not None and ref.size > limit:
             raise DownloadTooLarge(size=ref.size, limit=limit)
-        file = await bot.get_file(ref.file_id)
+        try:
+            file = await bot.get_file(ref.file_id)
+        except BadRequest as exc:  # an unknown or expired file id: asking again will not help
+            raise FileUnreadable(exc.message) from None
         if file.file_size is not None and file.file_size > limit:
             raise DownloadTooLarge(size=file.file_size, limit=limit)
         data = await file.download_as_bytearray()
@@ -172,6 +177,26 @@ def addressed_text(message: Message, bot_id: int, username: str) -> str | None:
         return None
     cleaned = text.replace(handle, "").replace(handle.lower(), "")
     return " ".join(cleaned.split())
+
+
+def bound_callback(query: CallbackQuery, chat_id: int, bot_id: int) -> bool:
+    """True when the press carries data the bot itself put on that message in that chat.
+
+    Telegram vouches for the chat and the message of a press, not for its data: a modified
+    client can send any data with any of its messages. Only a button of the bot's own
+    message, as Telegram shows it with the press, acts.
+    """
+    message = query.message
+    if not isinstance(message, Message) or message.chat.id != chat_id:
+        return False
+    if message.from_user is None or message.from_user.id != bot_id:
+        return False
+    markup = message.reply_markup
+    if markup is None or not query.data:
+        return False
+    return any(
+        button.callback_data == query.data for row in markup.inline_keyboard for button in row
+    )
 
 
 def to_inbound(

@@ -19,7 +19,7 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,16 +32,29 @@ from telegram.constants import ChatAction as TgChatAction
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
-from bot.io import Button, ChatAction, Outbound, Progress, SendText, SendVideo, Stream
+from backend import MIB
+from bot.io import (
+    Button,
+    ChatAction,
+    DeliveryFailed,
+    Outbound,
+    Progress,
+    SendText,
+    SendVideo,
+    Stream,
+)
+from bot.telegram.delivery import RetryPolicy, deliver_with_retry
 from bot.telegram.format import html_is_balanced, markdown_to_html, split_text
+from bot.telegram.mp4 import Mp4Info, probe_mp4
+from bot.telegram.pictures import thumbnail_jpeg, timeline_png
 from bot.telegram.sending import Priority, SendLimits, SendScheduler
-from bot.texts import t
+from bot.texts import fmt_elapsed, t
+from bot.timeline import timeline_of
 
 __all__ = ["FrontStats", "RenderConfig", "Renderer", "TelegramOutbox", "is_public_address"]
 
 log = logging.getLogger(__name__)
 
-MB = 1024 * 1024
 CAPTION_LIMIT = 1024
 T = TypeVar("T")
 
@@ -52,13 +65,14 @@ class RenderConfig:
 
     limits: SendLimits = field(default_factory=SendLimits)
     typing_every_s: float = 4.0
-    url_video_bytes: int = 20 * MB
-    upload_video_bytes: int = 50 * MB
+    url_video_bytes: int = 20 * MIB
+    upload_video_bytes: int = 50 * MIB
     allow_private_downloads: bool = False
     max_flood_wait_s: float = 120.0
     final_attempts: int = 6
     head_timeout_s: float = 15.0
     download_timeout_s: float = 120.0  # the whole download, however slowly bytes trickle
+    video_retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
 @dataclass
@@ -100,6 +114,18 @@ class Renderer:
         self.sending = sending or SendScheduler(self.config.limits)
         self.video_ids: dict[str, str] = {}  # video URL -> Telegram file_id, to send it again
         self.closed = False  # set when the bot shuts down: nothing can be sent any more
+        self._last_action: dict[int, tuple[str, float]] = {}
+
+    def action_due(self, chat_id: int, action: str) -> bool:
+        """Whether to send `action` now: not when the chat shows it already (sent well
+        within the renewal period)."""
+        now = time.monotonic()
+        last = self._last_action.get(chat_id)
+        gap = 0.75 * self.config.typing_every_s
+        if last is not None and last[0] == action and now - last[1] < gap:
+            return False
+        self._last_action[chat_id] = (action, now)
+        return True
 
     def outbox(self, chat_id: int, lang: str | None = None) -> TelegramOutbox:
         return TelegramOutbox(self, chat_id, lang)
@@ -119,6 +145,7 @@ class _Live:
     showing: asyncio.Lock = field(default_factory=asyncio.Lock)  # one change at a time
     done: bool = False
     text: str = ""
+    literal: tuple[str, ...] = ()
 
 
 class _Skipped(TelegramError):
@@ -194,18 +221,22 @@ class TelegramOutbox:
 
     # ------------------------------------------------------------------ entry points
     async def send(self, op: Outbound) -> None:
+        """Render `op`; see `bot.io.Outbox` (a video not delivered raises `DeliveryFailed`)."""
+        if isinstance(op, SendVideo):
+            await self._send_video(op)
+            return
         if self._r.closed:
             log.info("bot stopped, operation dropped", extra={"chat_id": self.chat_id})
             return
         try:
             if isinstance(op, Stream):
-                await self._stream(op.ref, op.text, op.final, op.buttons, formatted=True)
+                await self._stream(
+                    op.ref, op.text, op.final, op.buttons, formatted=True, literal=op.literal
+                )
             elif isinstance(op, Progress):
                 await self._stream(op.ref, op.text, op.done, (), formatted=False)
             elif isinstance(op, SendText):
                 await self._send_text(op)
-            elif isinstance(op, SendVideo):
-                await self._send_video(op)
             elif isinstance(op, ChatAction):
                 await self._chat_action(op)
         except TelegramError as exc:
@@ -311,12 +342,14 @@ class TelegramOutbox:
         await self._deliver(call, must=must, priority=priority)
 
     # ------------------------------------------------------------------ text
-    def _pieces(self, text: str, formatted: bool) -> list[tuple[str, str, bool]]:
+    def _pieces(
+        self, text: str, formatted: bool, literal: tuple[str, ...] = ()
+    ) -> list[tuple[str, str, bool]]:
         """(what to send, its plain fallback, is HTML) for each message of `text`."""
         pieces = []
         for chunk in split_text(text):
             if formatted:
-                markup = markdown_to_html(chunk)
+                markup = markdown_to_html(chunk, literal)
                 if markup != chunk and html_is_balanced(markup):
                     pieces.append((markup, chunk, True))
                     continue
@@ -324,6 +357,8 @@ class TelegramOutbox:
         return pieces
 
     async def _send_text(self, op: SendText) -> None:
+        if op.timeline is not None:
+            await self._send_timeline(op.timeline, op.lang or self.lang)
         pieces = self._pieces(op.text, op.markdown)
         for index, (body, plain, is_html) in enumerate(pieces):
             buttons = op.buttons if index == len(pieces) - 1 else ()
@@ -335,11 +370,19 @@ class TelegramOutbox:
                 await self._send_message(plain, html=False, buttons=buttons)
 
     async def _stream(
-        self, ref: str, text: str, final: bool, buttons: tuple[Button, ...], *, formatted: bool
+        self,
+        ref: str,
+        text: str,
+        final: bool,
+        buttons: tuple[Button, ...],
+        *,
+        formatted: bool,
+        literal: tuple[str, ...] = (),
     ) -> None:
         live = self._live.get(ref)
         if live is None:
             live = self._live[ref] = _Live(formatted=formatted)
+        live.literal = literal
         if live.done:
             return
         if formatted:
@@ -399,7 +442,7 @@ class TelegramOutbox:
 
     async def _show(self, live: _Live, text: str, *, final: bool, create: bool = False) -> None:
         """Make the live messages read `text`: edit the changed pieces, send new ones."""
-        pieces = self._pieces(text, live.formatted and final)
+        pieces = self._pieces(text, live.formatted and final, live.literal)
         must = final or create
         try:
             for index, (body, plain, is_html) in enumerate(pieces):
@@ -465,6 +508,38 @@ class TelegramOutbox:
                 raise
             return await send(plain, html=False)
 
+    async def _send_timeline(self, draft: Mapping[str, Any], lang: str | None) -> None:
+        """The timeline as a picture, drawn in a thread; the text follows it either way."""
+        timeline = timeline_of(draft)
+        if timeline.empty:
+            return
+        png = await asyncio.to_thread(timeline_png, timeline, lang or "en")
+        duration = fmt_elapsed(timeline.duration_s)
+        canvas = timeline.canvas
+        if canvas is None:
+            caption = t("timeline_caption_plain", lang, duration=duration)
+        else:
+            caption = t(
+                "timeline_caption",
+                lang,
+                width=canvas.width,
+                height=canvas.height,
+                aspect=canvas.aspect,
+                duration=duration,
+            )
+
+        async def call() -> Message:
+            return await self._bot.send_photo(
+                self.chat_id, InputFile(png, filename="timeline.png"), caption=caption
+            )
+
+        try:
+            await self._deliver(call, must=True)
+        except TelegramError as exc:
+            log.info(
+                "timeline picture not sent", extra={"chat_id": self.chat_id, "error": exc.message}
+            )
+
     # ------------------------------------------------------------------ chat actions
     async def _chat_action(self, op: ChatAction) -> None:
         if op.kind == "typing":
@@ -474,6 +549,8 @@ class TelegramOutbox:
 
     async def _action(self, action: str) -> None:
         """A chat action only when the budget has room for it before it would be renewed."""
+        if not self._r.action_due(self.chat_id, action):
+            return
         try:
             async with asyncio.timeout(self._r.config.typing_every_s):
                 await self._r.sending.slot(self.chat_id, Priority.TYPING)
@@ -503,33 +580,78 @@ class TelegramOutbox:
 
     # ------------------------------------------------------------------ video
     async def _send_video(self, op: SendVideo) -> None:
+        """The video, tried again for minutes; then its link; else `DeliveryFailed`."""
+        if self._r.closed:
+            raise DeliveryFailed("the bot has stopped")
         self._stop_typing()
         uploading = asyncio.create_task(self._repeat(TgChatAction.UPLOAD_VIDEO))
         try:
-            delivered = await self._deliver_video(op)
+            thumbnail = await self._thumbnail(op.thumbnail)
+            delivered = await deliver_with_retry(
+                lambda: self._deliver_video(op, thumbnail),
+                self._r.config.video_retry,
+                stopped=lambda: self._r.closed,
+                chat_id=self.chat_id,
+            )
         finally:
             uploading.cancel()
         if delivered:
             self._r.stats.export_delivered()
-        elif op.url and urlsplit(op.url).scheme in ("http", "https"):
-            label = t("open_video", self.lang)
-            buttons = (*op.buttons, Button(label, url=op.url))
-            caption = op.caption or t("video_link", self.lang)
-            await self._send_message(caption, html=False, buttons=buttons)
-        elif op.caption:
-            await self._send_message(op.caption, html=False, buttons=op.buttons)
+            return
+        await self._send_link(op)
 
-    async def _deliver_video(self, op: SendVideo) -> bool:
+    async def _send_link(self, op: SendVideo) -> None:
+        """The video's link; an address the bot refused to fetch (private, or not http(s))
+        is never shown: the user is told the video cannot be sent here instead."""
+        if self._r.closed or not op.url:
+            raise DeliveryFailed("the video could not be sent and has no link")
+        lang = op.lang or self.lang
+        if await self._target(op.url) is None:
+            text, buttons = t("video_unreachable", lang), op.buttons
+        else:
+            text = op.caption or t("video_link", lang)
+            buttons = (*op.buttons, Button(t("open_video", lang), url=op.url))
+        try:
+            await self._send_message(text, html=False, buttons=buttons)
+        except TelegramError as exc:
+            self._r.stats.error(type(exc).__name__)
+            raise DeliveryFailed(exc.message) from exc
+        log.info("video sent as a link", extra={"chat_id": self.chat_id})
+
+    async def _thumbnail(self, source: str | None) -> InputFile | None:
+        """A preview image as Telegram takes one (JPEG, at most 320 px and 200 kB)."""
+        if not source:
+            return None
+        if urlsplit(source).scheme in ("http", "https"):
+            data = await self._download(source, 5 * MIB)
+        else:
+            data = await asyncio.to_thread(_read_local, source, 5 * MIB)
+        if data is None:
+            return None
+        jpeg = await asyncio.to_thread(thumbnail_jpeg, data)
+        return InputFile(jpeg, filename="thumbnail.jpg") if jpeg is not None else None
+
+    async def _deliver_video(self, op: SendVideo, thumbnail: InputFile | None = None) -> bool:
         caption = op.caption if len(op.caption) <= CAPTION_LIMIT else ""
         markup = _markup(op.buttons)
 
-        async def send(video: str | InputFile) -> bool:
+        async def send(video: str | InputFile, info: Mp4Info | None = None) -> bool:
+            # The file's own header, when we hold its bytes, over what the project meant.
+            duration = (info.duration_s if info else None) or op.duration
+            width, height = (
+                (info.width, info.height) if info and info.width else (op.width, op.height)
+            )
+
             async def call() -> Message:
                 return await self._bot.send_video(
                     self.chat_id,
                     video,
                     caption=caption or None,
                     reply_markup=markup,
+                    duration=max(1, round(duration)) if duration else None,
+                    width=width,
+                    height=height,
+                    thumbnail=thumbnail,
                     supports_streaming=True,
                     read_timeout=120,
                     write_timeout=120,
@@ -541,7 +663,9 @@ class TelegramOutbox:
             if op.url and message.video is not None:
                 self._r.video_ids[op.url] = message.video.file_id
             if caption != op.caption:
-                await self._send_message(op.caption, html=False, buttons=())
+                # The video arrived: a lost long caption must not send it again.
+                with contextlib.suppress(TelegramError):
+                    await self._send_message(op.caption, html=False, buttons=())
             return True
 
         cfg = self._r.config
@@ -549,7 +673,7 @@ class TelegramOutbox:
             data = await asyncio.to_thread(_read_local, op.path, cfg.upload_video_bytes)
             if data is None:
                 return False
-            return await send(InputFile(data, filename=os.path.basename(op.path)))
+            return await send(InputFile(data, filename=os.path.basename(op.path)), probe_mp4(data))
         if not op.url or urlsplit(op.url).scheme not in ("http", "https"):
             return False
         known = self._r.video_ids.get(op.url)
@@ -567,7 +691,7 @@ class TelegramOutbox:
         data = await self._download(op.url, cfg.upload_video_bytes)
         if data is None:
             return False
-        return await send(InputFile(data, filename="video.mp4"))
+        return await send(InputFile(data, filename="video.mp4"), probe_mp4(data))
 
     async def _target(self, url: str) -> _Target | None:
         """Where a download may go: http(s) only, and unless operators allow private

@@ -142,10 +142,10 @@ class SendScheduler:
         self._floods += 1
         if self._on_429 is not None:
             self._on_429()
-        # One line per minute at most, however many 429s a burst brings.
+        # One line per minute at most, however many 429s a burst brings; each was handled.
         if now - self._flood_logged_at >= 60.0:
-            log.warning(
-                "Telegram asked to slow down",
+            log.info(
+                "flood control: Telegram asked to slow down",
                 extra={"refused": self._floods, "retry_after": seconds, "chat_id": chat_id},
             )
             self._floods = 0

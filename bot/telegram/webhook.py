@@ -12,11 +12,16 @@ long would keep the album's other parts from arriving.
 
 The application is PTB's own, driven through its public lifecycle (initialize, start,
 stop, shutdown, and the post_* hooks) as `Application.run_webhook` drives it.
+
+Every call must carry the secret registered with `setWebhook`: the configured one, or
+else one derived from the bot token, so replicas agree on it without configuration and
+nobody who can merely reach the port can post updates in another chat's name.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import logging
 import signal
@@ -27,12 +32,23 @@ from telegram import Update
 from telegram.error import NetworkError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from bot.telegram.shape import well_typed
+
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 # Telegram gives up on a call after about a minute; answering 503 well before that has
 # it deliver the update again soon, to whichever replica the balancer picks.
 ACCEPT_TIMEOUT_S = 25.0
+_DERIVATION_LABEL = b"nemobot webhook secret v1"
+
+
+def webhook_secret(token: str, configured: str | None = None) -> str:
+    """The secret Telegram must send with every call: `configured` when given, else an
+    HMAC of a fixed label keyed by the bot token (hex: the characters Telegram allows)."""
+    if configured:
+        return configured
+    return hmac.new(token.encode(), _DERIVATION_LABEL, hashlib.sha256).hexdigest()
 
 
 class Accepting(Protocol):
@@ -46,7 +62,7 @@ class WebhookServer:
         application: Any,
         *,
         path: str,
-        secret: str | None,
+        secret: str,
         accept_timeout_s: float = ACCEPT_TIMEOUT_S,
     ) -> None:
         self._front = front
@@ -70,16 +86,25 @@ class WebhookServer:
             self._runner = None
 
     async def _handle(self, request: web.Request) -> web.Response:
-        if self._secret is not None and not hmac.compare_digest(
+        if not hmac.compare_digest(
             request.headers.get(SECRET_HEADER, "").encode(), self._secret.encode()
         ):
             return web.Response(status=403)
         try:
             body = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError) as exc:  # not JSON, or nested past any update
+            log.warning("unreadable webhook body refused", extra={"error": type(exc).__name__})
             return web.Response(status=400)
         if not isinstance(body, dict):
+            log.warning("webhook body is not an update", extra={"error": type(body).__name__})
             return web.Response(status=400)
+        if not well_typed(body):
+            update_id = body.get("update_id")
+            log.warning(
+                "ill-typed update skipped",
+                extra={"update_id": update_id if isinstance(update_id, int) else None},
+            )
+            return web.Response()
         try:
             update = Update.de_json(body, self._application.bot)
         except Exception:  # any parse failure inside PTB: sending it again would not help
@@ -97,7 +122,7 @@ class WebhookServer:
     wait=wait_exponential(multiplier=0.5, max=8),
     reraise=True,
 )
-async def _set_webhook(application: Any, url: str, secret: str | None, allowed: list[str]) -> None:
+async def _set_webhook(application: Any, url: str, secret: str, allowed: list[str]) -> None:
     await application.bot.set_webhook(url, allowed_updates=allowed, secret_token=secret)
 
 
@@ -109,7 +134,7 @@ async def run_webhook(
     port: int,
     url_path: str,
     webhook_url: str,
-    secret: str | None,
+    secret: str,
     allowed_updates: list[str],
 ) -> None:
     """Serve until SIGINT or SIGTERM, then stop the way `run_webhook` does."""

@@ -362,6 +362,10 @@ class FakeBotApi:
         text = description or ("Bad Request: " if code == 400 else "") + "injected failure"
         self._failures.append([method, code, text, times])
 
+    def clear_failures(self) -> None:
+        """Every method works again."""
+        self._failures.clear()
+
     def refuse_formatting(self, times: int = 1) -> None:
         """The next `times` formatted messages are refused as Telegram refuses broken markup."""
         self._parse_refusals += times
@@ -1134,7 +1138,15 @@ class FakeBotApi:
                 "file_size": len(data),
             }
             if kind == "video":
-                media.update(width=1280, height=720, duration=5, mime_type="video/mp4")
+                media.update(
+                    width=_int_or_none(params.get("width")) or 1280,
+                    height=_int_or_none(params.get("height")) or 720,
+                    duration=_int_or_none(params.get("duration")) or 5,
+                    mime_type="video/mp4",
+                )
+                thumbnail = self._thumbnail(uploads.get("thumbnail"), params, uploads)
+                if thumbnail is not None:
+                    media["thumbnail"] = thumbnail
             if kind == "document":
                 media.update(file_name="file")
             payload: Any = [{**media, "width": 1280, "height": 1280}] if kind == "photo" else media
@@ -1156,6 +1168,29 @@ class FakeBotApi:
             return self._message_json(message)
 
         return handler
+
+    def _thumbnail(
+        self, data: bytes | None, params: dict[str, Any], uploads: dict[str, bytes]
+    ) -> dict[str, Any] | None:
+        """A thumbnail uploaded with a video (as its own part, or `attach://<part>`), checked
+        as Telegram does: JPEG, at most 200 kB."""
+        value = params.get("thumbnail")
+        if data is None and isinstance(value, str) and value.startswith("attach://"):
+            data = uploads.get(value.removeprefix("attach://"))
+            if data is None:
+                raise bad_request(f"wrong remote file identifier specified: {value}")
+        if data is None:
+            return None
+        if not data.startswith(b"\xff\xd8") or len(data) > 200 * 1024:
+            raise bad_request("THUMBNAIL_INVALID")
+        stored = self.add_file(data, path_hint="thumbnails/file")
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(data),
+            "width": 320,
+            "height": 320,
+        }
 
     async def _fetch_url(self, url: str, limit: int) -> tuple[bytes, str]:
         """Telegram fetches a file sent by URL itself; too big or unreachable is an error."""
