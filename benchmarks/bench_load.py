@@ -669,7 +669,7 @@ async def direct(quick: bool, redis_url: str, profile: str | None) -> dict[str, 
 # a baseline tree (`--baseline-ref`, by default the commit before the scheduler, whose Bot
 # API calls go through PTB's AIORateLimiter), in the same run, on the fake Bot API server
 # with Telegram's limits on (30 sends in any second, one a second per chat, 429 beyond).
-BASELINE_REF = "c25d585"
+BASELINE_REF = "a73ef64"
 SENDS = ("sendMessage", "editMessageText", "sendVideo")
 
 
