@@ -115,7 +115,6 @@ class SendScheduler:
         self._timer_at = float("inf")
         self._floods = 0  # 429s since the last log line about them
         self._flood_logged_at = float("-inf")
-        self.granted: collections.Counter[Priority] = collections.Counter()
         self._grants = 0
 
     # ------------------------------------------------------------------ callers
@@ -256,7 +255,6 @@ class SendScheduler:
         request.granted_at = now
         request.chat_was_free_at = chat.paced_at
         self._sent.append(now)
-        self.granted[request.priority] += 1
         if request.priority is not Priority.TYPING:
             chat.paced_at = max(chat.paced_at, now + chat.interval)
         for priority, queue in chat.waiting.items():
