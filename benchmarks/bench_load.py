@@ -13,8 +13,14 @@ Scenarios (targets from issue 7):
    per chat): every reply delivered, total time vs the ideal at 30 msg/s.
 Baseline: the fake server's raw capacity, a plain aiohttp loop (another process) sending
 the same replies without the bot.
+4. fair sending (`--only fair`), each part against a baseline tree in the same run, with
+   Telegram's limits on: streams ending at once (last answer vs stream end + N/30, calls
+   per answer), new chats at once (median vs last answer, none lost), one chat flooding
+   the webhook over 40 connections (call latency, other chats' delay, log lines).
 
 Run: python benchmarks/bench_load.py [--quick] [--profile PATH]   (writes `## load`)
+     python benchmarks/bench_load.py --only fair [--streams N --hold S --new-chats N
+     --flood N --baseline-ref REF]   (writes `### 4. Fair sending` in `## load`)
 """
 
 from __future__ import annotations
