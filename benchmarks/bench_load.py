@@ -13,8 +13,14 @@ Scenarios (targets from issue 7):
    per chat): every reply delivered, total time vs the ideal at 30 msg/s.
 Baseline: the fake server's raw capacity, a plain aiohttp loop (another process) sending
 the same replies without the bot.
+4. fair sending (`--only fair`), each part against a baseline tree in the same run, with
+   Telegram's limits on: streams ending at once (last answer vs stream end + N/30, calls
+   per answer), new chats at once (median vs last answer, none lost), one chat flooding
+   the webhook over 40 connections (call latency, other chats' delay, log lines).
 
 Run: python benchmarks/bench_load.py [--quick] [--profile PATH]   (writes `## load`)
+     python benchmarks/bench_load.py --only fair [--streams N --hold S --new-chats N
+     --flood N --baseline-ref REF]   (writes `### 4. Fair sending` in `## load`)
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import gc
 import json
 import os
 import pstats
+import re
 import signal
 import subprocess
 import sys
@@ -42,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import redis  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
-from results import machine, now, write_section  # noqa: E402
+from results import RESULTS, machine, now, write_section  # noqa: E402
 
 from backend.sim import SimConfig, Simulator  # noqa: E402
 from backend.sim import agent as sim_agent  # noqa: E402
@@ -50,6 +58,7 @@ from tests.fake_botapi import BotMessage, FakeBotApi  # noqa: E402
 from tests.redis_server import RedisProcess, free_port  # noqa: E402
 
 LAUNCHER = ROOT / "benchmarks" / "load_bot.py"
+WEBHOOK_SECRET = "bench-secret"  # a throwaway for the local webhook
 CREDITS_MARK = "💳"
 HELLO = "hello there"
 
@@ -94,6 +103,13 @@ class BotProcess:
     proc: subprocess.Popen[bytes] | None = None
     port: int = field(default_factory=free_port)
     log: Any = None
+    root: Path = ROOT  # the source tree the bot runs from (another for the baseline)
+    webhook_port: int | None = None  # a webhook server on this port instead of polling
+    log_level: str = "WARNING"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"http://127.0.0.1:{self.webhook_port}/hook"
 
     async def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("NEMO_", "TELEGRAM_"))}
@@ -104,11 +120,18 @@ class BotProcess:
             NEMO_API_BASE=self.sim.base_url,
             REDIS_URL=self.redis_url,
             METRICS_PORT=str(self.port),
-            LOG_LEVEL="WARNING",
+            LOG_LEVEL=self.log_level,
             ALLOW_PRIVATE_DOWNLOADS="true",
-            PYTHONPATH=str(ROOT),
+            PYTHONPATH=str(self.root),
         )
         env.pop("WEBHOOK_URL", None)
+        if self.webhook_port is not None:
+            env.update(
+                WEBHOOK_URL=self.webhook_url,
+                WEBHOOK_LISTEN="127.0.0.1",
+                WEBHOOK_PORT=str(self.webhook_port),
+                WEBHOOK_SECRET=WEBHOOK_SECRET,
+            )
         if self.lift:
             env["BENCH_LIFT_RATE_LIMITER"] = "1"
         if self.profile:
@@ -117,8 +140,8 @@ class BotProcess:
             prefix="nemobot-load-", suffix=".log", delete=False
         )
         self.proc = subprocess.Popen(  # noqa: ASYNC220 - its pid and /proc are what we read
-            [sys.executable, str(LAUNCHER)],
-            cwd=str(ROOT),
+            [sys.executable, str(self.root / LAUNCHER.relative_to(ROOT))],
+            cwd=str(self.root),
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -128,7 +151,10 @@ class BotProcess:
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the bot exited at start; log: {self.log.name}")
-            ready = len(self.api.calls_of("getUpdates")) > polls
+            if self.webhook_port is not None:
+                ready = self.api.webhook_url == self.webhook_url
+            else:
+                ready = len(self.api.calls_of("getUpdates")) > polls
             if ready and await self.healthy():
                 return
             if time.monotonic() > deadline:
@@ -644,6 +670,472 @@ async def direct(quick: bool, redis_url: str, profile: str | None) -> dict[str, 
     return result
 
 
+# ---------------------------------------------------------------------- fair sending, A/B
+# The three load scenarios of the send scheduler, each run against this tree and against
+# a baseline tree (`--baseline-ref`, by default the commit before the scheduler, whose Bot
+# API calls go through PTB's AIORateLimiter), in the same run, on the fake Bot API server
+# with Telegram's limits on (30 sends in any second, one a second per chat, 429 beyond).
+BASELINE_REF = "a73ef64"
+SENDS = ("sendMessage", "editMessageText", "sendVideo")
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    root: Path
+
+
+def baseline_tree(ref: str) -> Path:
+    """The baseline's sources in a temporary directory (`git archive`)."""
+    dest = Path(tempfile.mkdtemp(prefix="nemobot-baseline-"))
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def limited_api() -> LoadApi:
+    api = LoadApi()
+    api.telegram_limits(per_second=30, chat_interval_s=1.0, retry_after=1)
+    return api
+
+
+def reply_recorder() -> tuple[set[str], Callable[[], None]]:
+    """The agent replies the simulator plans (to recognise an answer), and an undo."""
+    replies: set[str] = set()
+    original = sim_agent.plan_turn
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        plan = original(*args, **kwargs)
+        replies.add(" ".join(plan.reply.split()))
+        return plan
+
+    sim_agent.plan_turn = recording
+
+    def undo() -> None:
+        sim_agent.plan_turn = original
+
+    return replies, undo
+
+
+def has_reply(api: LoadApi, chat_id: int, mark: int, replies: set[str]) -> bool:
+    for message in api.by_chat[chat_id][mark:]:
+        text = " ".join(message.text.split())
+        if any(reply and reply in text for reply in replies):
+            return True
+    return False
+
+
+async def watch_answers(
+    api: LoadApi,
+    chats: list[int],
+    marks: dict[int, int],
+    replies: set[str],
+    t0: float,
+    limit_s: float,
+) -> dict[int, float]:
+    """Seconds after `t0` at which each chat showed its answer (sampled every 0.2 s)."""
+    answered: dict[int, float] = {}
+    deadline = t0 + limit_s
+    while len(answered) < len(chats) and time.monotonic() < deadline:
+        now = time.monotonic() - t0
+        for chat_id in chats:
+            if chat_id not in answered and has_reply(api, chat_id, marks[chat_id], replies):
+                answered[chat_id] = now
+        await asyncio.sleep(0.2)
+    return answered
+
+
+def per_chat_429s(api: LoadApi, since: int) -> int:
+    """429s for a chat sent to less than a second before (the rest: the global limit)."""
+    last: dict[int, float] = {}
+    count = 0
+    for call in api.calls[since:]:
+        chat_id = call.chat_id
+        if chat_id is None or call.method not in SENDS:
+            continue
+        if call.error_code == 429 and call.at - last.get(chat_id, float("-inf")) < 1.0:
+            count += 1
+        elif call.ok:
+            last[chat_id] = call.at
+    return count
+
+
+def sends_in(api: LoadApi, since: int, chats: set[int]) -> collections.Counter[str]:
+    return collections.Counter(
+        c.method for c in api.calls[since:] if c.chat_id is not None and c.chat_id in chats
+    )
+
+
+async def fair_streams(variant: Variant, chats: int, hold: float, redis_url: str) -> dict[str, Any]:
+    """Every chat set up, then one message each whose answer streams after `hold` s."""
+    fresh_redis(redis_url)
+    api = await limited_api().start()
+    sim = Simulator(
+        SimConfig(
+            no_text_every=0,
+            initial_credits=10**9,
+            generate_seconds=0.05,
+            chunk_delay_s=0.02,
+            keepalive_every_s=5.0,
+        )
+    )
+    await sim.start()
+    replies, undo = reply_recorder()
+    users = [api.user(22_000_001 + i) for i in range(chats)]
+    ids = [u.id for u in users]
+    bot = BotProcess(api, sim, redis_url, root=variant.root)
+    try:
+        await bot.start()
+        for user in users:
+            api.send_command(user, "start")
+        welcomed = await wait_until(
+            lambda: all(any("I make videos" in m.text for m in api.by_chat[i]) for i in ids),
+            120 + chats * 0.5,
+            0.5,
+        )
+        await asyncio.sleep(2)
+        replies.clear()
+        marks = {i: len(api.by_chat[i]) for i in ids}
+        since = len(api.calls)
+        quiet_harness()
+        sim.set_fault("quiet_stream", times=None, seconds=hold, every=5.0)
+        t0 = time.monotonic()
+        for user in users:
+            api.send_text(user, HELLO)
+        answered = await watch_answers(api, ids, marks, replies, t0, hold + 120 + chats * 0.3)
+        calls = sends_in(api, since, set(ids))
+    finally:
+        undo()
+        await bot.stop()
+        await sim.stop()
+        await api.stop()
+    times = sorted(answered.values())
+    ideal = hold + chats / 30
+    shown = sum(calls.get(m, 0) for m in SENDS)
+    return {
+        "variant": variant.name,
+        "chats": chats,
+        "hold_s": hold,
+        "welcomed": welcomed,
+        "answered": len(answered),
+        "first_s": times[0] if times else None,
+        "last_s": times[-1] if times else None,
+        "ideal_s": ideal,
+        "ratio": times[-1] / ideal if times else None,
+        "message_calls": shown,
+        "calls_per_answer": shown / len(answered) if answered else None,
+        "typing_calls": calls.get("sendChatAction", 0),
+        "tg_429": sum(1 for c in api.calls[since:] if c.error_code == 429),
+    }
+
+
+async def fair_new_chats(variant: Variant, chats: int, redis_url: str) -> dict[str, Any]:
+    """`chats` chats never seen before send one message each, all at once."""
+    fresh_redis(redis_url)
+    api = await limited_api().start()
+    sim = Simulator(SimConfig(no_text_every=0, initial_credits=10**9, chunk_delay_s=0.02))
+    await sim.start()
+    replies, undo = reply_recorder()
+    users = [api.user(23_000_001 + i) for i in range(chats)]
+    ids = [u.id for u in users]
+    bot = BotProcess(api, sim, redis_url, root=variant.root)
+    try:
+        await bot.start()
+        since = len(api.calls)
+        quiet_harness()
+        t0 = time.monotonic()
+        for user in users:
+            api.send_text(user, HELLO)
+        marks = dict.fromkeys(ids, 0)
+        answered = await watch_answers(api, ids, marks, replies, t0, 120 + chats * 0.4)
+        first_seen = [min(m.created_at for m in api.by_chat[i]) - t0 for i in ids if api.by_chat[i]]
+        calls = sends_in(api, since, set(ids))
+        lost = {i: [m.text[:80] for m in api.by_chat[i]] for i in ids if i not in answered}
+    finally:
+        undo()
+        await bot.stop()
+        await sim.stop()
+        await api.stop()
+    times = sorted(answered.values())
+    total = times[-1] if times else None
+    median = times[len(times) // 2] if times else None
+    return {
+        "variant": variant.name,
+        "chats": chats,
+        "answered": len(answered),
+        "lost": chats - len(answered),
+        "median_s": median,
+        "total_s": total,
+        "median_ratio": median / total if median and total else None,
+        "first_sign_median_s": sorted(first_seen)[len(first_seen) // 2] if first_seen else None,
+        "lost_sample": dict(list(lost.items())[:3]),
+        "tg_429_per_chat": per_chat_429s(api, since),
+        "message_calls": sum(calls.get(m, 0) for m in SENDS),
+        "typing_calls": calls.get("sendChatAction", 0),
+        "tg_429": sum(1 for c in api.calls[since:] if c.error_code == 429),
+    }
+
+
+class Credits:
+    """Other chats asking for their credits every two seconds, each answer timed (every
+    second would make each answer wait for the chat's own pace of one message a second)."""
+
+    def __init__(self, api: LoadApi, post: Callable[[dict[str, Any]], Any], users: list[Any]):
+        self.api = api
+        self.post = post
+        self.users = users
+        self.asked: dict[int, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self.latencies: list[float] = []
+        self.posting: set[asyncio.Task[None]] = set()
+        api.listeners.append(self._seen)
+
+    def _seen(self, message: BotMessage) -> None:
+        waiting = self.asked.get(message.chat_id)
+        if waiting and message.text.startswith(CREDITS_MARK):
+            self.latencies.append(time.monotonic() - waiting.popleft())
+
+    def unanswered(self) -> int:
+        return sum(len(waiting) for waiting in self.asked.values())
+
+    async def run(self, seconds: float) -> list[float]:
+        self.latencies = []
+        self.asked.clear()
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for user in self.users:
+                self.asked[user.id].append(time.monotonic())
+                task = asyncio.create_task(self.post(self.api.text_update(user, "/credits")))
+                self.posting.add(task)
+                task.add_done_callback(self.posting.discard)
+            await asyncio.sleep(2.0)
+        await wait_until(lambda: not self.unanswered(), 30, 0.1)
+        return list(self.latencies)
+
+    def close(self) -> None:
+        self.api.listeners.remove(self._seen)
+
+
+async def fair_flood(variant: Variant, flood: int, redis_url: str) -> dict[str, Any]:
+    """One chat posts `flood` messages over 40 connections to the webhook while 10 other
+    chats ask for their credits every 2 s; the bot logs at INFO, as in production."""
+    import aiohttp
+
+    fresh_redis(redis_url)
+    api = await limited_api().start()
+    sim = Simulator(SimConfig(no_text_every=0, initial_credits=10**9, chunk_delay_s=0.02))
+    await sim.start()
+    flooder = api.user(24_000_001)
+    others = [api.user(24_100_001 + i) for i in range(10)]
+    bot = BotProcess(api, sim, redis_url, root=variant.root, webhook_port=free_port())
+    bot.log_level = "INFO"
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=40)
+    session = aiohttp.ClientSession(connector=connector)
+    headers = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
+    statuses: collections.Counter[int] = collections.Counter()
+
+    connections = asyncio.Semaphore(40)  # Telegram's most calls in flight to one webhook
+
+    async def post(update: dict[str, Any], via: aiohttp.ClientSession = session) -> None:
+        async with connections if via is session else contextlib.nullcontext():
+            started = time.monotonic()  # the call's own time, not its wait for a connection
+            async with via.post(bot.webhook_url, json=update, headers=headers) as response:
+                await response.read()
+                statuses[response.status] += 1
+            if via is session:
+                latencies.append(time.monotonic() - started)
+
+    # Other users' updates reach the bot over connections of their own.
+    others_session = aiohttp.ClientSession()
+
+    async def post_other(update: dict[str, Any]) -> None:
+        await post(update, others_session)
+
+    credits = Credits(api, post_other, others)
+    try:
+        await bot.start()
+        for user in [flooder, *others]:
+            await post(api.text_update(user, "/start"))
+        everyone = [u.id for u in [flooder, *others]]
+        await wait_until(
+            lambda: all(any("I make videos" in m.text for m in api.by_chat[i]) for i in everyone),
+            60,
+            0.2,
+        )
+        await asyncio.sleep(2)  # past the welcomes, so the chats' own pace does not show
+        quiet = await credits.run(10)
+        mark = len(api.by_chat[flooder.id])
+        since = len(api.calls)
+        log_mark = os.path.getsize(bot.log.name)  # noqa: ASYNC240 - a local file
+        latencies.clear()
+        quiet_harness()
+
+        async def flood_it() -> None:
+            await asyncio.gather(
+                *(post(api.text_update(flooder, f"hello {i}")) for i in range(flood))
+            )
+
+        flooding = asyncio.create_task(flood_it())
+        loaded = await credits.run(10)
+        others_unanswered = credits.unanswered()
+        await flooding
+        flood_latencies = list(latencies)
+        await asyncio.sleep(15)  # the burst's notice and its log line
+        with open(bot.log.name, "rb") as log_file:  # noqa: ASYNC230 - a small local file
+            logged = log_file.read()[log_mark:].splitlines()
+        theirs = [f"{u.id}".encode() for u in others]
+        lines = sum(1 for line in logged if not any(t in line for t in theirs))
+        said = [m.text for m in api.by_chat[flooder.id][mark:]]
+    finally:
+        credits.close()
+        await session.close()
+        await others_session.close()
+        await bot.stop()
+        await sim.stop()
+        await api.stop()
+    return {
+        "variant": variant.name,
+        "flood": flood,
+        "webhook_p50_ms": pct(flood_latencies, 0.5) * 1e3,
+        "webhook_p99_ms": pct(flood_latencies, 0.99) * 1e3,
+        "webhook_max_ms": max(flood_latencies) * 1e3 if flood_latencies else float("nan"),
+        "statuses": dict(statuses),
+        "others_quiet_p50_ms": pct(quiet, 0.5) * 1e3,
+        "others_quiet_p99_ms": pct(quiet, 0.99) * 1e3,
+        "others_flood_p50_ms": pct(loaded, 0.5) * 1e3,
+        "others_flood_p99_ms": pct(loaded, 0.99) * 1e3,
+        "others_delay_p99_ms": (pct(loaded, 0.99) - pct(quiet, 0.99)) * 1e3,
+        "others_unanswered": others_unanswered,
+        "log_lines": lines,  # all but the other chats' own (one per message, as always)
+        "log_lines_all": len(logged),
+        "flooder_refusal_messages": sum("already waiting" in t for t in said),
+        "flooder_messages": len(said),
+        "tg_429": sum(1 for c in api.calls[since:] if c.error_code == 429),
+    }
+
+
+async def fair(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
+    variants = [
+        Variant(f"baseline ({args.baseline_ref})", baseline_tree(args.baseline_ref)),
+        Variant("this tree", ROOT),
+    ]
+    out: dict[str, Any] = {"streams": [], "new_chats": [], "flood": []}
+    for variant in variants:
+        if args.streams:
+            result = await fair_streams(variant, args.streams, args.hold, redis_url)
+            print(result, flush=True)
+            out["streams"].append(result)
+        if args.new_chats:
+            result = await fair_new_chats(variant, args.new_chats, redis_url)
+            print(result, flush=True)
+            out["new_chats"].append(result)
+        if args.flood:
+            result = await fair_flood(variant, args.flood, redis_url)
+            print(result, flush=True)
+            out["flood"].append(result)
+    return out
+
+
+def render_fair(results: dict[str, Any], note: str = "") -> str:
+    def cell(value: Any, fmt: str = "{:.1f}") -> str:
+        return "—" if value is None or value != value else fmt.format(value)
+
+    lines = [
+        "### 4. Fair sending: the send scheduler against today's limiter",
+        "",
+        f"Measured {now()} on {machine()}, in one run: each scenario against the baseline "
+        "tree (PTB's AIORateLimiter, 30 requests/s first come first served) and this tree "
+        "(bot/telegram/sending.py), the fake Bot API server enforcing Telegram's limits (30 "
+        "sends in any second, one a second per chat, 429 with retry_after past them). "
+        "`python benchmarks/bench_load.py --only fair [--streams N --hold S --new-chats N "
+        "--flood N]`.",
+        "",
+    ]
+    if note:
+        lines += [note, ""]
+    if results.get("streams"):
+        first = results["streams"][0]
+        lines += [
+            f"**{first['chats']:,} chats, answers streaming after {first['hold_s']:.0f} s** "
+            f"(ideal: stream end + N / 30 = {first['ideal_s']:.1f} s)",
+            "",
+            "| | answered | first answer − stream end | last answer | ÷ ideal (≤ 1.15) | "
+            "message calls per answer (≤ 2) | typing calls | 429s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in results["streams"]:
+            first_after = r["first_s"] - r["hold_s"] if r["first_s"] is not None else None
+            lines.append(
+                f"| {r['variant']} | {r['answered']:,} / {r['chats']:,} | "
+                f"{cell(first_after)} s | {cell(r['last_s'])} s | {cell(r['ratio'], '{:.3f}')} | "
+                f"{cell(r['calls_per_answer'], '{:.2f}')} | {r['typing_calls']:,} | "
+                f"{r['tg_429']:,} |"
+            )
+        lines.append("")
+    if results.get("new_chats"):
+        first = results["new_chats"][0]
+        lines += [
+            f"**{first['chats']:,} new chats, one message each, at once**",
+            "",
+            "| | answered (none lost) | median answered | last answered | median ÷ last "
+            "(< 0.5) | median first message | message calls | typing calls | 429s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in results["new_chats"]:
+            lines.append(
+                f"| {r['variant']} | {r['answered']:,} / {r['chats']:,} | "
+                f"{cell(r['median_s'])} s | {cell(r['total_s'])} s | "
+                f"{cell(r['median_ratio'], '{:.3f}')} | {cell(r['first_sign_median_s'])} s | "
+                f"{r['message_calls']:,} | {r['typing_calls']:,} | {r['tg_429']:,} |"
+            )
+        lines.append("")
+    if results.get("flood"):
+        first = results["flood"][0]
+        lines += [
+            f"**One chat posts {first['flood']:,} messages over 40 connections to the "
+            "webhook** while 10 other chats ask `/credits` every 2 s; the bot logs at INFO "
+            "(log lines: from the flood's start to 15 s after its last call, but the other "
+            "chats' own). Other chats' delay: p99 of their answer time during the flood minus "
+            "p99 in the 10 s before it.",
+            "",
+            "| | webhook p50 / p99 / max (p99 ≤ 100 ms) | other chats p99 quiet → flood "
+            "(delay ≤ 1 s) | log lines (≤ 100) | refusal messages to the flooder | 429s |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in results["flood"]:
+            lines.append(
+                f"| {r['variant']} | {r['webhook_p50_ms']:.0f} / {r['webhook_p99_ms']:.0f} / "
+                f"{r['webhook_max_ms']:.0f} ms | {r['others_quiet_p99_ms']:.0f} → "
+                f"{r['others_flood_p99_ms']:.0f} ms ({r['others_delay_p99_ms']:+.0f} ms"
+                f"{_unanswered(r['others_unanswered'])}) | "
+                f"{r['log_lines']:,} | {r['flooder_refusal_messages']:,} | {r['tg_429']:,} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _unanswered(count: int) -> str:
+    return f", {count} unanswered after 30 s" if count else ""
+
+
+def write_subsection(section: str, heading: str, body: str) -> None:
+    """Replace (or add) the `### <heading>…` block of the `## <section>` of RESULTS.md."""
+    text = RESULTS.read_text(encoding="utf-8")
+    match = re.search(rf"^## {re.escape(section)}\n.*?(?=^## |\Z)", text, re.M | re.S)
+    if match is None:
+        write_section(section, body)
+        return
+    part = match.group(0)
+    block = re.compile(rf"^### {re.escape(heading)}.*?(?=^### |\Z)", re.M | re.S)
+    if block.search(part):
+        part = block.sub(lambda _: body.strip() + "\n\n", part, count=1)
+    else:
+        part = part.rstrip() + "\n\n" + body.strip() + "\n\n"
+    RESULTS.write_text(text[: match.start()] + part + text[match.end() :], encoding="utf-8")
+
+
 # ---------------------------------------------------------------------- report
 def ok(value: float, target: float, higher: bool = False) -> str:
     if value != value:  # NaN
@@ -826,8 +1318,17 @@ async def run(args: argparse.Namespace) -> int:
         if args.only in (None, "direct"):
             s2 = await direct(args.quick, server.url, args.profile)
             print(s2, flush=True)
+        if args.only == "fair":
+            s4 = await fair(args, server.url)
     finally:
         server.stop()
+    if args.only == "fair":
+        if args.save:
+            Path(args.save).write_text(json.dumps(s4, default=str))  # noqa: ASYNC240
+        section = render_fair(s4, args.note)
+        write_subsection("load", "4. Fair sending", section)
+        print(section)
+        return 0
     if args.profile:
         print_profile(args.profile)
     if args.save:
@@ -843,7 +1344,12 @@ async def run(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small, fast sanity run")
-    parser.add_argument("--only", choices=("streams", "direct"), default=None)
+    parser.add_argument("--only", choices=("streams", "direct", "fair"), default=None)
+    parser.add_argument("--baseline-ref", default=BASELINE_REF, help="fair: the tree to compare")
+    parser.add_argument("--streams", type=int, default=1000, help="fair: chats streaming")
+    parser.add_argument("--hold", type=float, default=60.0, help="fair: seconds of stream")
+    parser.add_argument("--new-chats", type=int, default=5000, help="fair: new chats at once")
+    parser.add_argument("--flood", type=int, default=1000, help="fair: messages of the flood")
     parser.add_argument("--profile", metavar="PATH", help="cProfile the bot of scenario 2")
     parser.add_argument("--save", metavar="PATH", help="also write the raw results as JSON")
     parser.add_argument("--render", metavar="PATH", help="only render results saved earlier")

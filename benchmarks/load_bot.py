@@ -1,8 +1,9 @@
 """`nemobot run`, started by bench_load.py as a process of its own.
 
 Two switches, both off unless the benchmark asks:
-- BENCH_LIFT_RATE_LIMITER=1 lifts the 30 msg/s of PTB's AIORateLimiter (everything else
-  unchanged), to measure what the bot's own code can do;
+- BENCH_LIFT_RATE_LIMITER=1 lifts the send scheduler's limits (and those of PTB's
+  AIORateLimiter, which older trees use), everything else unchanged, to measure what the
+  bot's own code can do;
 - BENCH_PROFILE=<path> runs the bot under cProfile and writes the stats there on exit.
 """
 
@@ -20,6 +21,15 @@ sys.path.insert(0, str(ROOT))
 
 def _lift_rate_limiter() -> None:
     from telegram.ext import AIORateLimiter
+
+    from bot.telegram import sending
+
+    scheduler_init = sending.SendScheduler.__init__
+
+    def unlimited(self: sending.SendScheduler, *args: Any, **kwargs: Any) -> None:
+        scheduler_init(self, sending.SendLimits.unlimited(), on_429=kwargs.get("on_429"))
+
+    sending.SendScheduler.__init__ = unlimited  # type: ignore[method-assign]
 
     original = AIORateLimiter.__init__
 

@@ -105,11 +105,13 @@ def redis_client(settings: Settings) -> Redis | RedisCluster:
             socket_connect_timeout=min(5.0, timeout),
             socket_timeout=timeout,
         )
-    # A blocking pool makes a burst wait for a free connection instead of failing.
+    # A blocking pool makes a burst wait for a free connection instead of failing, for as
+    # long as it takes: overload is delay, never an error reply. A connection is never
+    # held past `socket_timeout`, and a Redis that is down fails at connecting.
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=settings.redis_max_connections,
-        timeout=timeout,
+        timeout=None,
         socket_connect_timeout=min(5.0, timeout),
         socket_timeout=timeout,
         health_check_interval=30,

@@ -87,9 +87,10 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "⏳ Still working on {job}. Your message is queued and comes next; /cancel to stop.",
         "⏳ 还在处理{job}。你的消息已排队，稍后处理；发送 /cancel 可停止。",
     ),
-    "queue_full": (
-        "✋ {count} messages are already waiting. Please send this again once I've caught up.",
-        "✋ 已有 {count} 条消息在排队。请等我处理完后再发一次。",
+    "queue_flood": (
+        "✋ {count} messages are already waiting, so I did not take the {dropped} sent after "
+        "them. Please send those again once I've caught up.",
+        "✋ 已有 {count} 条消息在排队，之后发来的 {dropped} 条我没有接收。请等我处理完后再发一次。",
     ),
     "job_chat": ("your message “{snippet}”", "你的消息“{snippet}”"),
     "job_export": ("the export", "导出"),

@@ -4,6 +4,7 @@ the process that started them."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -266,6 +267,44 @@ async def test_a_flooded_chat_refuses_beyond_its_queue(make_harness: HarnessFact
     await asyncio.wait_for(asyncio.gather(*tasks), 30)
     texts = h.out.texts(mark)
     assert len([t for t in texts if t.startswith("⏳ Still working on")]) == MAX_QUEUED
-    assert f"✋ {MAX_QUEUED} messages are already waiting." in "\n".join(texts)
+    notices = [p for p in h.out.progress(mark) if p.text.startswith("✋")]
+    assert notices and f"✋ {MAX_QUEUED} messages are already waiting" in notices[0].text
     titles = [t for t in texts if "Added the title" in t]
     assert [f'"N{i}"' in t for i, t in enumerate(titles)] == [True] * MAX_QUEUED, titles
+
+
+async def test_a_flood_gets_one_notice_with_its_count_and_one_log_line(
+    make_harness: HarnessFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.conversation import MAX_QUEUED
+
+    h = await make_harness()
+    await h.say("/start")
+    h.sim.set_fault("quiet_stream", seconds=1.0, every=0.2)
+    tasks = [h.later("make a 3 second video of a cat")]
+    await h.out.wait_for(lambda op: isinstance(op, Progress | Stream))
+    mark = len(h.out.ops)
+    caplog.set_level(logging.INFO, logger="bot.conversation")
+    acks: list[int] = []
+    flood = MAX_QUEUED + 30
+    for i in range(flood):
+        msg = h.inbound(f"flood {i}")
+        tasks.append(
+            asyncio.create_task(h.conv.handle(msg, h.out, accepted=lambda: acks.append(1)))
+        )
+        await asyncio.sleep(0)
+    done = await h.out.wait_for(
+        lambda op: isinstance(op, Progress) and op.done and op.text.startswith("✋"),
+        timeout=30,
+        start=mark,
+    )
+    assert len(acks) == flood, "every message, taken or refused, is acknowledged"
+    notices = [p for p in h.out.progress(mark) if p.text.startswith("✋")]
+    assert {p.ref for p in notices} == {notices[0].ref}, "one notice for the burst"
+    assert "did not take the 30 sent after them" in done.text
+    assert not any(t.startswith("✋") for t in h.out.texts(mark)), "no message per refusal"
+    burst_lines = [r for r in caplog.records if r.getMessage() == "flood refused"]
+    assert [getattr(r, "refused", None) for r in burst_lines] == [30]
+    handled = [r for r in caplog.records if r.getMessage() == "message handled"]
+    assert len(handled) <= MAX_QUEUED + 1, "refused messages are not logged one by one"
+    await asyncio.wait_for(asyncio.gather(*tasks), 60)

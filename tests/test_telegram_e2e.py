@@ -56,17 +56,15 @@ async def test_photo_animate_stream_export_video(make_bot: HarnessFactory) -> No
 
     def final_reply() -> BotMessage | None:
         for m in api.sent(ann.id, "text")[mark:]:
-            if m.buttons and len(m.history) > 2:
+            if m.buttons and any(b["text"] == "🎬 Export" for b in m.buttons):
                 return m
         return None
 
     reply = await api.wait_for(final_reply, 30, "the streamed reply with buttons")
-    assert len(reply.edits) >= 2, "the answer grew in one message"
     assert all(g >= 0.99 for g in gaps(reply)), gaps(reply)
-    assert "🎬 Export" in [b["text"] for b in reply.buttons]
-    assert not any(
-        m.text == reply.history[1].text for m in api.sent(ann.id)[mark:] if m is not reply
-    )
+    assert not any(m.text == reply.text for m in api.sent(ann.id)[mark:] if m is not reply)
+    shown = sorted(c.at for c in api.calls if c.chat_id == ann.id and c.method != "sendChatAction")
+    assert all(b - a >= 0.99 for a, b in itertools.pairwise(shown)), "one call a second per chat"
     typing = [at for action, at in api.chat_actions(ann.id) if action == "typing"]
     assert typing, "the chat showed typing while the agent worked"
 
@@ -229,10 +227,12 @@ async def test_buttons_and_credits_answer_at_once_while_a_job_runs(
     api.send_command(ann, "credits")
     await api.wait_for(lambda: query.answered_at, 2, "the button press answered")
     assert query.answered_at is not None and query.answered_at - query.pressed_at < 1.0
-    credits = await bot.text_with(ann.id, "💳 Credits:", timeout=3)
-    assert credits.created_at - query.pressed_at < 2.0
-    status = await bot.text_with(ann.id, "Timeline", timeout=3, after=mark)
-    assert status.created_at - query.pressed_at < 2.0
+    # One message a second in a chat: the answers (credits, the timeline picture and its
+    # text) take its next turns, whatever the running export has to show.
+    credits = await bot.text_with(ann.id, "💳 Credits:", timeout=6)
+    assert credits.created_at - query.pressed_at < 5.5
+    status = await bot.text_with(ann.id, "Timeline", timeout=6, after=mark)
+    assert status.created_at - query.pressed_at < 5.5
     assert api.videos(ann.id) == [], "the export is still running"
     await api.wait_for(lambda: api.videos(ann.id), 30, "the video")
 

@@ -15,6 +15,7 @@ from typing import Any
 from bot.conversation.actions import Actions
 from bot.conversation.errors import ErrorReplies, apology, fallback_lang
 from bot.conversation.export import Exports
+from bot.conversation.flood import FloodNotices
 from bot.conversation.inbox import decode_item, encode_item
 from bot.conversation.state import (
     ChatRuntime,
@@ -81,6 +82,7 @@ class ChatQueue:
         self._only: frozenset[int] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
+        self._floods = FloodNotices(MAX_QUEUED)
 
     @property
     def closing(self) -> bool:
@@ -113,6 +115,7 @@ class ChatQueue:
         Nothing more reaches the users from the jobs stopped here (their leases end now):
         whoever takes their chats over runs what was left, or says it was interrupted."""
         self._closing = True
+        self._floods.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for rt in self._states.runtimes():
@@ -132,9 +135,9 @@ class ChatQueue:
 
     async def submit(
         self, msg: Inbound, out: Outbox, accepted: Callable[[], None] | None = None
-    ) -> None:
+    ) -> bool:
         """Put the message in the chat's shared inbox, tell the user when it has to wait,
-        and wait for it when this process runs it."""
+        and wait for it when this process runs it. False when a full inbox refused it."""
         rt = self._states.runtime(msg.chat_id)
         self._states.remember_out(msg.chat_id, out)
         self.start_sweeper()
@@ -158,8 +161,8 @@ class ChatQueue:
             if queued.duplicate:
                 rt.waiters.pop(token, None)
                 log.info("duplicate update ignored", extra={"update_id": msg.update_id})
-                return
-            if accepted is not None and length:
+                return True
+            if accepted is not None:  # stored, or refused for good: either way answered
                 accepted()
             if length == 0:
                 rt.waiters.pop(token, None)
@@ -172,11 +175,12 @@ class ChatQueue:
                     entry.told = True
         try:
             if length == 0:
-                await self._tell(msg, out, "queue_full", count=MAX_QUEUED)
-                return
+                await self._floods.refused(msg, out)
+                return False
             if busy_with is not None:
                 await self._tell(msg, out, "busy", busy_with=busy_with)
             await asyncio.shield(entry.done)
+            return True
         finally:
             rt.waiters.pop(token, None)
             self._states.release_if_idle(msg.chat_id)

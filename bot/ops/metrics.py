@@ -39,6 +39,11 @@ class Metrics:
         self.exports = Counter(
             "nemobot_exports", "Finished exports by outcome.", ["outcome"], registry=self.registry
         )
+        self.telegram_429 = Counter(
+            "nemobot_telegram_429",
+            "Bot API calls Telegram refused with 429 (each waited its retry_after).",
+            registry=self.registry,
+        )
         self.errors = Counter(
             "nemobot_errors", "Errors answered to users, by kind.", ["kind"], registry=self.registry
         )

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import httpx
 from telegram import Bot, BotCommand, CallbackQuery, Update
 from telegram.error import TelegramError
-from telegram.ext import AIORateLimiter, Application, ContextTypes, TypeHandler
+from telegram.ext import Application, ContextTypes, TypeHandler
 from telegram.ext import ApplicationBuilder as _Builder
 
 from backend import MIB
@@ -40,8 +40,8 @@ from bot.telegram.inbound import (
     reader_for,
     to_inbound,
 )
-from bot.telegram.logs import quiet_handled_floods
 from bot.telegram.outbox import FrontStats, RenderConfig, Renderer, TelegramOutbox
+from bot.telegram.sending import SendScheduler
 from bot.telegram.updates_request import TolerantUpdatesRequest
 from bot.texts import fmt_size, normalize_lang, t
 
@@ -160,7 +160,8 @@ class TelegramFront:
 
     # ------------------------------------------------------------------ building
     def build(self) -> PTBApp:
-        """The unmodified PTB application, pointed at `base_url`/`base_file_url`."""
+        """The unmodified PTB application, pointed at `base_url`/`base_file_url`. It has no
+        rate limiter: what the bot shows is paced by the renderer's `SendScheduler`."""
         cfg = self.config
         builder: _Builder[Any, Any, Any, Any, Any, Any] = Application.builder()
         application = (
@@ -168,7 +169,6 @@ class TelegramFront:
             .base_url(cfg.base_url)
             .base_file_url(cfg.base_file_url)
             .concurrent_updates(256)
-            .rate_limiter(AIORateLimiter(max_retries=0))
             .request(
                 AiohttpRequest(
                     connection_pool_size=32,
@@ -186,7 +186,6 @@ class TelegramFront:
             .post_shutdown(self._post_shutdown)
             .build()
         )
-        quiet_handled_floods()
         application.add_handler(TypeHandler(Update, self._on_update))
         application.add_error_handler(self._on_error)
         return application
@@ -206,7 +205,9 @@ class TelegramFront:
         self._bot_id = bot.id
         self._username = bot.username
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=120.0))
-        self._renderer = Renderer(bot, self._http, self.config.render, self.stats)
+        on_429 = self.metrics.telegram_429.inc if self.metrics is not None else None
+        sending = SendScheduler(self.config.render.limits, on_429=on_429)
+        self._renderer = Renderer(bot, self._http, self.config.render, self.stats, sending)
         await self._set_commands(application)
         if self._on_start is not None:
             await self._on_start()

@@ -1,17 +1,18 @@
 """Rendering the conversation's outbound operations as Telegram messages.
 
-Telegram allows about one message or edit per second in a private chat (one per three
-seconds is polite in groups) and answers faster senders with HTTP 429 and `retry_after`.
-A streamed answer is therefore one message whose edits are paced per chat; edits that
-fall between two allowed moments are merged (only the latest text is sent), an edit that
-meets a flood error is dropped, and the final text waits out the flood and is always
-delivered, formatted, split at 4096 characters, with a plain-text fallback.
+Every call waits for a slot from the bot's `SendScheduler` (bot/telegram/sending.py), in
+the class of what it shows. A streamed answer is one message: its first text goes out when
+the chat's turn comes (whatever text it has by then), later texts replace the one waiting
+(only the latest is sent), an edit that meets a flood error is dropped, and the final text
+takes the place of an edit still waiting, waits out any flood and is always delivered,
+formatted, split at 4096 characters, with a plain-text fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -19,6 +20,7 @@ import socket
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -45,6 +47,7 @@ from bot.telegram.delivery import RetryPolicy, deliver_with_retry
 from bot.telegram.format import html_is_balanced, markdown_to_html, split_text
 from bot.telegram.mp4 import Mp4Info, probe_mp4
 from bot.telegram.pictures import thumbnail_jpeg, timeline_png
+from bot.telegram.sending import Priority, SendLimits, SendScheduler
 from bot.texts import fmt_elapsed, t
 from bot.timeline import timeline_of
 
@@ -60,8 +63,7 @@ T = TypeVar("T")
 class RenderConfig:
     """Telegram's limits and our pacing; the defaults are Telegram's documented numbers."""
 
-    edit_interval_private_s: float = 1.0
-    edit_interval_group_s: float = 3.0
+    limits: SendLimits = field(default_factory=SendLimits)
     typing_every_s: float = 4.0
     url_video_bytes: int = 20 * MIB
     upload_video_bytes: int = 50 * MIB
@@ -94,37 +96,8 @@ class FrontStats:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
-class _Pacer:
-    """One chat's clock: when the next edit may go out and until when Telegram said wait."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self.last_edit = float("-inf")
-        self.flood_until = 0.0
-
-    def reserve(self) -> float:
-        """Book the chat's next edit slot; returns when it comes (monotonic time)."""
-        slot = max(self.last_edit + self.interval, self.flood_until, time.monotonic())
-        self.last_edit = slot
-        return slot
-
-    def release(self, slot: float, previous: float) -> None:
-        """Give back a booked slot nobody used, if no later one was booked after it."""
-        if self.last_edit == slot:
-            self.last_edit = previous
-
-    def touched(self) -> None:
-        self.last_edit = max(self.last_edit, time.monotonic())
-
-    def flood_delay(self) -> float:
-        return self.flood_until - time.monotonic()
-
-    def flooded(self, seconds: float) -> None:
-        self.flood_until = max(self.flood_until, time.monotonic() + seconds)
-
-
 class Renderer:
-    """Everything outboxes of one bot share: pacing per chat, sent videos, an HTTP client."""
+    """Everything outboxes of one bot share: the send scheduler, sent videos, an HTTP client."""
 
     def __init__(
         self,
@@ -132,14 +105,15 @@ class Renderer:
         http: httpx.AsyncClient,
         config: RenderConfig | None = None,
         stats: FrontStats | None = None,
+        sending: SendScheduler | None = None,
     ) -> None:
         self.bot = bot
         self.http = http
         self.config = config or RenderConfig()
         self.stats = stats or FrontStats()
+        self.sending = sending or SendScheduler(self.config.limits)
         self.video_ids: dict[str, str] = {}  # video URL -> Telegram file_id, to send it again
         self.closed = False  # set when the bot shuts down: nothing can be sent any more
-        self._pacers: dict[int, _Pacer] = {}
         self._last_action: dict[int, tuple[str, float]] = {}
 
     def action_due(self, chat_id: int, action: str) -> bool:
@@ -152,15 +126,6 @@ class Renderer:
             return False
         self._last_action[chat_id] = (action, now)
         return True
-
-    def pacer(self, chat_id: int) -> _Pacer:
-        pacer = self._pacers.get(chat_id)
-        if pacer is None:
-            group = chat_id < 0
-            cfg = self.config
-            pacer = _Pacer(cfg.edit_interval_group_s if group else cfg.edit_interval_private_s)
-            self._pacers[chat_id] = pacer
-        return pacer
 
     def outbox(self, chat_id: int, lang: str | None = None) -> TelegramOutbox:
         return TelegramOutbox(self, chat_id, lang)
@@ -176,6 +141,8 @@ class _Live:
     pending: str | None = None
     buttons: tuple[Button, ...] = ()
     flusher: asyncio.Task[None] | None = None
+    sending: bool = False  # the flusher holds a slot and is calling Telegram
+    showing: asyncio.Lock = field(default_factory=asyncio.Lock)  # one change at a time
     done: bool = False
     text: str = ""
     literal: tuple[str, ...] = ()
@@ -186,6 +153,16 @@ class _Skipped(TelegramError):
 
     def __init__(self) -> None:
         super().__init__("skipped under flood control")
+
+
+# Set in a flusher's task once it holds a slot: its next call does not wait for another.
+_SLOT_HELD: ContextVar[bool] = ContextVar("slot_held", default=False)
+
+
+def _priority(live: _Live, *, final: bool, create: bool) -> Priority:
+    if final and live.formatted:
+        return Priority.ANSWER  # the complete answer
+    return Priority.FIRST if create else Priority.PROGRESS
 
 
 def retry_after_s(exc: RetryAfter) -> float:
@@ -239,7 +216,6 @@ class TelegramOutbox:
         self._bot = renderer.bot
         self.chat_id = chat_id
         self.lang = lang
-        self._pacer = renderer.pacer(chat_id)
         self._live: dict[str, _Live] = {}
         self._typing: asyncio.Task[None] | None = None
 
@@ -274,36 +250,39 @@ class TelegramOutbox:
     async def close(self) -> None:
         """Deliver what is still pending and stop the typing indicator."""
         for live in self._live.values():
-            if live.flusher is not None:
-                live.flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await live.flusher
-                live.flusher = None
+            await self._stop_flusher(live)
             if not live.done and live.pending is not None:
-                text, live.pending = live.pending, None
-                with contextlib.suppress(TelegramError):
-                    await self._show(live, text, final=True)
+                async with live.showing:
+                    text, live.pending = live.pending, None
+                    if text is not None:
+                        with contextlib.suppress(TelegramError):
+                            await self._show(live, text, final=True)
         self._stop_typing()
 
     # ------------------------------------------------------------------ delivery
-    async def _deliver(self, make: Callable[[], Awaitable[T]], *, must: bool) -> T | None:
-        """One Bot API call; a flood error drops it (`_Skipped`) unless it `must` arrive.
+    async def _deliver(
+        self,
+        make: Callable[[], Awaitable[T]],
+        *,
+        must: bool,
+        priority: Priority = Priority.ANSWER,
+    ) -> T | None:
+        """One Bot API call in its turn; a flood error drops it (`_Skipped`) unless it
+        `must` arrive, and then it waits exactly `retry_after` for its next turn.
 
         Returns None when Telegram says the message is already so ("not modified").
         """
         attempts = self._r.config.final_attempts if must else 1
         for attempt in range(attempts):
-            delay = self._pacer.flood_delay()
-            if delay > 0:
-                if not must:
-                    raise _Skipped
-                await asyncio.sleep(delay)
+            if _SLOT_HELD.get():
+                _SLOT_HELD.set(False)
+            else:
+                await self._r.sending.slot(self.chat_id, priority)
             try:
                 return await make()
             except RetryAfter as exc:
                 wait = min(retry_after_s(exc), self._r.config.max_flood_wait_s)
-                self._pacer.flooded(wait)
-                log.info("flood control", extra={"chat_id": self.chat_id, "retry_after": wait})
+                self._r.sending.retry_after(self.chat_id, wait)
                 if not must:
                     raise _Skipped from None
             except BadRequest as exc:
@@ -317,7 +296,13 @@ class TelegramOutbox:
         raise _Skipped
 
     async def _send_message(
-        self, text: str, *, html: bool, buttons: tuple[Button, ...], must: bool = True
+        self,
+        text: str,
+        *,
+        html: bool,
+        buttons: tuple[Button, ...],
+        must: bool = True,
+        priority: Priority = Priority.ANSWER,
     ) -> Message | None:
         markup = _markup(buttons)
 
@@ -330,10 +315,17 @@ class TelegramOutbox:
                 disable_web_page_preview=True,
             )
 
-        return await self._deliver(call, must=must)
+        return await self._deliver(call, must=must, priority=priority)
 
     async def _edit_message(
-        self, message_id: int, text: str, *, html: bool, buttons: tuple[Button, ...], must: bool
+        self,
+        message_id: int,
+        text: str,
+        *,
+        html: bool,
+        buttons: tuple[Button, ...],
+        must: bool,
+        priority: Priority,
     ) -> None:
         markup = _markup(buttons)
 
@@ -347,10 +339,7 @@ class TelegramOutbox:
                 disable_web_page_preview=True,
             )
 
-        try:
-            await self._deliver(call, must=must)
-        finally:
-            self._pacer.touched()
+        await self._deliver(call, must=must, priority=priority)
 
     # ------------------------------------------------------------------ text
     def _pieces(
@@ -401,47 +390,55 @@ class TelegramOutbox:
         if not final:
             if not text.strip():
                 return
-            if not live.message_ids:
-                await self._show(live, text, final=False, create=True)
-                return
             live.pending = text
             if live.flusher is None or live.flusher.done():
                 live.flusher = asyncio.create_task(self._flush(live))
             return
         live.done = True
         live.pending = None
-        if live.flusher is not None:
-            live.flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await live.flusher
-            live.flusher = None
+        await self._stop_flusher(live)
         live.buttons = buttons
         text = text if text.strip() else live.text
         if text.strip():
-            await self._show(live, text, final=True)
+            async with live.showing:
+                await self._show(live, text, final=True)
         if formatted:
             self._stop_typing()
 
     async def _flush(self, live: _Live) -> None:
-        """Send the latest pending text as soon as the chat's pace allows, merging the rest."""
-        while live.pending is not None:
-            previous = self._pacer.last_edit
-            slot = self._pacer.reserve()
-            try:
-                await asyncio.sleep(max(0.0, slot - time.monotonic()))
-            except asyncio.CancelledError:
-                # The final text is here: it takes this slot instead of waiting for the next.
-                self._pacer.release(slot, previous)
-                raise
-            if live.pending is None:
-                return
-            text, live.pending = live.pending, None
-            try:
-                await self._show(live, text, final=False)
-            except TelegramError as exc:
-                log.info(
-                    "a streaming edit failed", extra={"chat_id": self.chat_id, "error": exc.message}
-                )
+        """Show the latest pending text when the chat's turn comes; texts that arrive while
+        it waits replace each other, so under congestion the message changes less often."""
+        while live.pending is not None and not live.done:
+            async with live.showing:
+                create = not live.message_ids
+                priority = _priority(live, final=False, create=create)
+                await self._r.sending.slot(self.chat_id, priority)  # cancelled: nothing sent
+                text, live.pending = live.pending, None
+                if text is None:
+                    return
+                live.sending = True
+                _SLOT_HELD.set(True)
+                try:
+                    await self._show(live, text, final=False, create=create)
+                except TelegramError as exc:
+                    log.info(
+                        "a streaming edit failed",
+                        extra={"chat_id": self.chat_id, "error": exc.message},
+                    )
+                finally:
+                    _SLOT_HELD.set(False)
+                    live.sending = False
+
+    async def _stop_flusher(self, live: _Live) -> None:
+        """A flusher still waiting for its turn is withdrawn (the caller sends the newer
+        text instead); one calling Telegram is let finish, so no message is lost."""
+        flusher, live.flusher = live.flusher, None
+        if flusher is None or flusher.done():
+            return
+        if not live.sending:
+            flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
 
     async def _show(self, live: _Live, text: str, *, final: bool, create: bool = False) -> None:
         """Make the live messages read `text`: edit the changed pieces, send new ones."""
@@ -454,23 +451,23 @@ class TelegramOutbox:
                 if index < len(live.message_ids):
                     if live.shown[index] == body and not buttons:
                         continue
-                    if final:
-                        slot = self._pacer.reserve()
-                        await asyncio.sleep(max(0.0, slot - time.monotonic()))
+                    priority = _priority(live, final=final, create=False)
                     await self._edit_html_or_plain(
-                        live.message_ids[index], body, plain, is_html, buttons, must
+                        live.message_ids[index], body, plain, is_html, buttons, must, priority
                     )
                     live.shown[index] = body
                 else:
-                    message = await self._send_html_or_plain(body, plain, is_html, buttons, must)
+                    priority = _priority(live, final=final, create=True)
+                    message = await self._send_html_or_plain(
+                        body, plain, is_html, buttons, must, priority
+                    )
                     if message is None:
                         return
                     live.message_ids.append(message.message_id)
                     live.shown.append(body)
-                    self._pacer.touched()
             live.text = text
         except _Skipped:
-            if live.pending is None:
+            if live.pending is None and not live.done:
                 live.pending = text
 
     async def _edit_html_or_plain(
@@ -481,24 +478,35 @@ class TelegramOutbox:
         is_html: bool,
         buttons: tuple[Button, ...],
         must: bool,
+        priority: Priority,
     ) -> None:
+        edit = functools.partial(
+            self._edit_message, message_id, buttons=buttons, must=must, priority=priority
+        )
         try:
-            await self._edit_message(message_id, body, html=is_html, buttons=buttons, must=must)
+            await edit(body, html=is_html)
         except BadRequest as exc:
             if not (is_html and _is_parse_error(exc)):
                 raise
             log.info("formatting refused, sending plain text", extra={"chat_id": self.chat_id})
-            await self._edit_message(message_id, plain, html=False, buttons=buttons, must=must)
+            await edit(plain, html=False)
 
     async def _send_html_or_plain(
-        self, body: str, plain: str, is_html: bool, buttons: tuple[Button, ...], must: bool
+        self,
+        body: str,
+        plain: str,
+        is_html: bool,
+        buttons: tuple[Button, ...],
+        must: bool,
+        priority: Priority,
     ) -> Message | None:
+        send = functools.partial(self._send_message, buttons=buttons, must=must, priority=priority)
         try:
-            return await self._send_message(body, html=is_html, buttons=buttons, must=must)
+            return await send(body, html=is_html)
         except BadRequest as exc:
             if not (is_html and _is_parse_error(exc)):
                 raise
-            return await self._send_message(plain, html=False, buttons=buttons, must=must)
+            return await send(plain, html=False)
 
     async def _send_timeline(self, draft: Mapping[str, Any], lang: str | None) -> None:
         """The timeline as a picture, drawn in a thread; the text follows it either way."""
@@ -540,14 +548,18 @@ class TelegramOutbox:
             await self._action(TgChatAction.UPLOAD_VIDEO)
 
     async def _action(self, action: str) -> None:
-        if self._pacer.flood_delay() > 0 or not self._r.action_due(self.chat_id, action):
+        """A chat action only when the budget has room for it before it would be renewed."""
+        if not self._r.action_due(self.chat_id, action):
+            return
+        try:
+            async with asyncio.timeout(self._r.config.typing_every_s):
+                await self._r.sending.slot(self.chat_id, Priority.TYPING)
+        except TimeoutError:
             return
         try:
             await self._bot.send_chat_action(self.chat_id, action)
         except RetryAfter as exc:
-            wait = retry_after_s(exc)
-            self._pacer.flooded(wait)
-            log.info("flood control", extra={"chat_id": self.chat_id, "retry_after": wait})
+            self._r.sending.retry_after(self.chat_id, retry_after_s(exc))
         except TelegramError as exc:
             log.debug("chat action failed", extra={"chat_id": self.chat_id, "error": exc.message})
 

@@ -444,6 +444,16 @@ class FakeBotApi:
             body["entities"] = entities
         return self.push_update({"message": self._user_message(user, chat, body, reply_to)})
 
+    def text_update(self, user: TgUser, text: str) -> dict[str, Any]:
+        """A text message update as Telegram would deliver it, not queued: for posting to a
+        bot's webhook directly, as many connections at once as the caller likes."""
+        body: dict[str, Any] = {"text": text}
+        entities = _command_entities(text)
+        if entities:
+            body["entities"] = entities
+        message = self._user_message(user, None, body, None)
+        return {"update_id": next(self._update_ids), "message": message}
+
     def send_command(
         self, user: TgUser, command: str, *, chat: dict[str, Any] | None = None
     ) -> dict[str, Any]:

@@ -1,0 +1,290 @@
+"""Spending Telegram's send budget the way the people waiting would want it spent.
+
+Telegram takes about 30 messages a second from a bot, about one a second in a private chat
+and 20 a minute in a group, and answers more with 429 and `retry_after`. Every Bot API call
+that shows something first waits here for a slot:
+
+- by class: chats with an answer (or error reply, video) waiting first, then those with a
+  job's first sign of life, then those with progress edits; typing only while the last
+  second used less than a share of the budget, so it never delays anything that matters.
+  Within a chat, messages go in the order they were asked for;
+- between chats of one class in turn (round robin), each chat at its own pace, so no chat
+  waits behind another chat's backlog and none is sent to faster than Telegram allows;
+- never into a 429 on purpose: at most `per_second` slots in any window of a second, and a
+  chat told `retry_after` gets nothing before exactly that long.
+
+A waiting request that became pointless (an edit superseded by a newer one) is withdrawn by
+cancelling its wait; a slot granted but not used is given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+__all__ = ["Priority", "SendLimits", "SendScheduler"]
+
+log = logging.getLogger(__name__)
+
+
+class Priority(IntEnum):
+    """What a send is for; lower goes first."""
+
+    ANSWER = 0  # a final answer, an error reply, a delivered video, any complete message
+    FIRST = 1  # the first visible sign of life of a job (a message that will grow)
+    PROGRESS = 2  # an edit showing progress; newer ones make waiting ones pointless
+    TYPING = 3  # a chat action: only with budget to spare
+
+
+@dataclass(frozen=True)
+class SendLimits:
+    """Telegram's documented limits. The margins cover how much later one request may reach
+    Telegram than the one before it (a loaded event loop on either side)."""
+
+    per_second: int = 30
+    private_interval_s: float = 1.0
+    group_interval_s: float = 3.0  # 20 a minute
+    margin_s: float = 0.05  # on the one-second window of all chats
+    chat_margin_s: float = 0.1  # on a chat's interval: costs that chat alone
+    typing_share: float = 0.5
+
+    @classmethod
+    def unlimited(cls) -> SendLimits:
+        """No pacing at all (to measure the bot's own capacity)."""
+        return cls(10**9, private_interval_s=0.0, group_interval_s=0.0, margin_s=0, chat_margin_s=0)
+
+
+@dataclass(eq=False)
+class _Request:
+    chat: _Chat
+    priority: Priority
+    future: asyncio.Future[None]
+    seq: int = 0
+    granted_at: float | None = None
+    chat_was_free_at: float = 0.0
+
+
+@dataclass(eq=False)
+class _Chat:
+    chat_id: int
+    interval: float
+    paced_at: float = 0.0  # no message before this: the chat's pace
+    flood_until: float = 0.0  # nothing at all before this: Telegram's retry_after
+    waiting: dict[Priority, collections.deque[_Request]] = field(default_factory=dict)
+    listed: set[Priority] = field(default_factory=set)  # in the class's turn queue
+    asleep: set[Priority] = field(default_factory=set)  # in the wake-up heap
+
+    def has(self, priority: Priority) -> bool:
+        return bool(self.waiting.get(priority))
+
+    def free_at(self, priority: Priority) -> float:
+        if priority is Priority.TYPING:  # chat actions do not count against the pace
+            return self.flood_until
+        return max(self.paced_at, self.flood_until)
+
+
+class SendScheduler:
+    """Slots for Bot API calls; `await slot(chat, priority)` before each call, then
+    `retry_after(chat, s)` if Telegram still refused it."""
+
+    def __init__(
+        self,
+        limits: SendLimits | None = None,
+        *,
+        on_429: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limits = limits or SendLimits()
+        self._on_429 = on_429
+        self._clock = clock
+        self._chats: dict[int, _Chat] = {}
+        self._turns: dict[Priority, collections.deque[_Chat]] = {
+            p: collections.deque() for p in Priority
+        }
+        self._wakeups: list[tuple[float, int, Priority, _Chat]] = []
+        self._order = itertools.count()
+        self._sent: collections.deque[float] = collections.deque()  # slot times, last window
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+        self._floods = 0  # 429s since the last log line about them
+        self._flood_logged_at = float("-inf")
+        self._grants = 0
+
+    # ------------------------------------------------------------------ callers
+    async def slot(self, chat_id: int, priority: Priority) -> None:
+        """Wait for this chat's turn to send one call of this class. Cancelling the wait
+        withdraws the request (and gives back a slot granted but not yet used)."""
+        chat = self._chat(chat_id)
+        future = asyncio.get_running_loop().create_future()
+        request = _Request(chat, priority, future, next(self._order))
+        chat.waiting.setdefault(priority, collections.deque()).append(request)
+        self._list(chat, priority)
+        self._pump()
+        try:
+            await request.future
+        except asyncio.CancelledError:
+            self._withdraw(request)
+            raise
+
+    def retry_after(self, chat_id: int, seconds: float) -> None:
+        """Telegram refused a call to this chat: nothing more before `seconds` from now."""
+        now = self._clock()
+        chat = self._chat(chat_id)
+        chat.flood_until = max(chat.flood_until, now + seconds)
+        self._floods += 1
+        if self._on_429 is not None:
+            self._on_429()
+        # One line per minute at most, however many 429s a burst brings; each was handled.
+        if now - self._flood_logged_at >= 60.0:
+            log.info(
+                "flood control: Telegram asked to slow down",
+                extra={"refused": self._floods, "retry_after": seconds, "chat_id": chat_id},
+            )
+            self._floods = 0
+            self._flood_logged_at = now
+
+    def waiting(self) -> int:
+        return sum(len(q) for chat in self._chats.values() for q in chat.waiting.values())
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _chat(self, chat_id: int) -> _Chat:
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            limits = self.limits
+            interval = limits.group_interval_s if chat_id < 0 else limits.private_interval_s
+            chat = self._chats[chat_id] = _Chat(chat_id, interval + limits.chat_margin_s)
+        return chat
+
+    def _list(self, chat: _Chat, priority: Priority) -> None:
+        if priority not in chat.listed and priority not in chat.asleep:
+            chat.listed.add(priority)
+            self._turns[priority].append(chat)
+
+    def _withdraw(self, request: _Request) -> None:
+        chat = request.chat
+        queue = chat.waiting.get(request.priority)
+        if queue is not None and request in queue:
+            queue.remove(request)
+        elif request.granted_at is not None:
+            # Granted but never used: the window and the chat's pace get the slot back.
+            with_slot = request.granted_at
+            if with_slot in self._sent:
+                self._sent.remove(with_slot)
+            if request.priority is not Priority.TYPING:
+                chat.paced_at = min(chat.paced_at, max(request.chat_was_free_at, with_slot))
+        self._forget_if_idle(chat)
+        self._pump()
+
+    def _forget_if_idle(self, chat: _Chat) -> None:
+        idle = not chat.listed and not chat.asleep and not any(chat.waiting.values())
+        if idle and chat.free_at(Priority.ANSWER) <= self._clock():
+            self._chats.pop(chat.chat_id, None)
+
+    # ------------------------------------------------------------------ granting
+    def _window_used(self, now: float) -> int:
+        window = 1.0 + self.limits.margin_s
+        sent = self._sent
+        while sent and now - sent[0] >= window:
+            sent.popleft()
+        return len(sent)
+
+    def _pump(self) -> None:
+        """Grant every slot that can go now, then sleep until the next one can."""
+        now = self._clock()
+        self._wake(now)
+        while self._window_used(now) < self.limits.per_second:
+            request = self._next(now)
+            if request is None:
+                break
+            self._grant(request, now)
+        self._arm(now)
+
+    def _wake(self, now: float) -> None:
+        while self._wakeups and self._wakeups[0][0] <= now:
+            _, _, priority, chat = heapq.heappop(self._wakeups)
+            chat.asleep.discard(priority)
+            if chat.has(priority):
+                self._list(chat, priority)
+            else:
+                self._forget_if_idle(chat)
+
+    def _next(self, now: float) -> _Request | None:
+        for priority in (Priority.ANSWER, Priority.FIRST, Priority.PROGRESS):
+            request = self._take_turn(priority, now)
+            if request is not None:
+                return request
+        if self._window_used(now) < self.limits.per_second * self.limits.typing_share:
+            return self._take_turn(Priority.TYPING, now)
+        return None
+
+    def _take_turn(self, priority: Priority, now: float) -> _Request | None:
+        """The next chat in turn for this class that may send now; those that may not yet
+        sleep until they may."""
+        turns = self._turns[priority]
+        while turns:
+            chat = turns.popleft()
+            chat.listed.discard(priority)
+            if not chat.has(priority):
+                continue
+            if (free_at := chat.free_at(priority)) > now:
+                chat.asleep.add(priority)
+                heapq.heappush(self._wakeups, (free_at, next(self._order), priority, chat))
+                continue
+            return self._oldest(chat, priority)
+        return None
+
+    @staticmethod
+    def _oldest(chat: _Chat, priority: Priority) -> _Request:
+        """A chat whose turn came sends in the order it asked: its most urgent request
+        won the chat the turn, but an older message of it goes first."""
+        if priority is Priority.TYPING:
+            return chat.waiting[priority].popleft()
+        queues = [q for p, q in chat.waiting.items() if q and p is not Priority.TYPING]
+        oldest = min(queues, key=lambda q: q[0].seq)
+        return oldest.popleft()
+
+    def _grant(self, request: _Request, now: float) -> None:
+        chat = request.chat
+        request.granted_at = now
+        request.chat_was_free_at = chat.paced_at
+        self._sent.append(now)
+        if request.priority is not Priority.TYPING:
+            chat.paced_at = max(chat.paced_at, now + chat.interval)
+        for priority, queue in chat.waiting.items():
+            if queue:
+                self._list(chat, priority)
+        request.future.set_result(None)
+        self._grants += 1
+        if self._grants % 4096 == 0:  # chats long quiet are forgotten
+            for idle in [c for c in self._chats.values() if c.free_at(Priority.ANSWER) <= now]:
+                self._forget_if_idle(idle)
+
+    def _arm(self, now: float) -> None:
+        """One timer for the next moment something may be granted."""
+        due = float("inf")
+        if self._wakeups:
+            due = self._wakeups[0][0]
+        # A full window (or one too full for typing) frees up as its oldest slot ages out.
+        if self._sent and (self._turns[Priority.TYPING] or self._has_listed()):
+            due = min(due, self._sent[0] + 1.0 + self.limits.margin_s)
+        if due == float("inf") or due >= self._timer_at > now:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = due
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, due - now) + 0.001, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = float("inf")
+        self._pump()
+
+    def _has_listed(self) -> bool:
+        return any(self._turns[p] for p in Priority)
