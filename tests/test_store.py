@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -165,7 +166,7 @@ async def test_corrupted_values_are_treated_as_absent(
     redis_client: Redis, redis_store: RedisChatStore, namespace: str
 ) -> None:
     key = f"{namespace}:chat:{{42}}"
-    await redis_client.hset(key, "session_id", "s-1")
+    await redis_client.hset(f"{key}:fields", "session_id", "s-1")
     await redis_client.set(f"{key}:draft", b"\xff not json")
     await redis_client.set(f"{key}:token", '["foreign"]')
     await redis_client.hset(f"{key}:pending", mapping={"r1": "[1]", "r2": "{}"})
@@ -185,8 +186,9 @@ async def test_one_round_trip_per_read_and_write(tmp_path: Path) -> None:
         await store.set_draft(42, {"t": []})
         await store.load(42)
         after = int((await client.info("stats"))["total_commands_processed"])
-        # set_draft: one SET; load: HGETALL + GET + GET + HVALS in one pipeline (+ the INFO)
-        assert after - before <= 6
+        # set_draft: one SET; load: HGETALL + GET token + GET draft + HVALS + GET (a chat
+        # stored whole by an earlier version) in one pipeline; + the INFO itself
+        assert after - before <= 7
     finally:
         await client.aclose()
         server.stop()
@@ -344,3 +346,39 @@ async def test_a_cluster_url_gives_a_store_spread_over_the_cluster(
         for chat in range(1, 31):
             await store.delete(chat)
         await store.aclose()
+
+
+async def test_a_chat_stored_whole_by_an_earlier_version_is_split_and_kept(
+    redis_client: Redis, redis_store: RedisChatStore, namespace: str
+) -> None:
+    """Upgrading keeps every chat: the one JSON value of the earlier layout is read once,
+    split into parts, and removed; a part written since wins."""
+    key = f"{namespace}:chat:{{42}}"
+    legacy = {
+        "chat_id": 42,
+        "client_id": "c-1",
+        "session_id": "s-old",
+        "task_id": "task_1",
+        "lang": "zh",
+        "lang_locked": True,
+        "pending": [{"render_id": "r1", "started_at": 1.5, "lang": "zh", "progress_ref": "p"}],
+        "last_draft": {"t": [{"tt": 0, "sg": [{"d": 5000}]}]},
+    }
+    await redis_client.set(key, json.dumps(legacy))
+    await redis_client.sadd(f"{namespace}:pending", 42)
+    await redis_client.hset(f"{key}:fields", "session_id", "s-new")  # written since
+    state = await redis_store.load(42)
+    assert state == ChatState(
+        chat_id=42,
+        client_id="c-1",
+        session_id="s-new",
+        task_id="task_1",
+        lang="zh",
+        lang_locked=True,
+        pending=[PendingExport(render_id="r1", started_at=1.5, lang="zh", progress_ref="p")],
+        last_draft={"t": [{"tt": 0, "sg": [{"d": 5000}]}]},
+    )
+    assert not await redis_client.exists(key), "read once"
+    assert await redis_store.chats_with_pending() == [42]
+    assert await redis_store.claim_pending(42, "r1")
+    assert (await redis_store.load(42)).pending == []

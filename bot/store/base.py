@@ -18,6 +18,7 @@ __all__ = [
     "PendingExport",
     "StoreUnavailable",
     "Taken",
+    "decode_legacy",
     "decode_pending",
     "decode_state",
     "encode_draft",
@@ -195,6 +196,27 @@ def decode_state(
             state.token_expires_at = float(expires) if expires is not None else None
         except (ValueError, TypeError, KeyError, AttributeError):
             log.warning("chat token unreadable, ignoring it", extra={"chat_id": chat_id})
+    return state
+
+
+def decode_legacy(chat_id: int, raw: str | bytes) -> ChatState:
+    """A chat stored whole, as one JSON value, by versions before the state was split into
+    parts; what cannot be read is left out."""
+    state = ChatState(chat_id=chat_id)
+    try:
+        body = json.loads(raw)
+        state.client_id = _opt_str(body.get("client_id"))
+        state.session_id = _opt_str(body.get("session_id"))
+        state.task_id = _opt_str(body.get("task_id"))
+        state.lang = _opt_str(body.get("lang"))
+        state.lang_locked = bool(body.get("lang_locked", False))
+        draft = body.get("last_draft")
+        state.last_draft = draft if isinstance(draft, dict) else None
+        found = (decode_pending(chat_id, json.dumps(p)) for p in body.get("pending") or [])
+        state.pending = [p for p in found if p is not None]
+    except (ValueError, TypeError, AttributeError):
+        log.warning("earlier chat state unreadable, starting afresh", extra={"chat_id": chat_id})
+        return ChatState(chat_id=chat_id)
     return state
 
 

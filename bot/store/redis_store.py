@@ -3,7 +3,7 @@
 Redis layout (every key of one chat shares the hash tag `{<chat id>}`, so a Redis
 Cluster keeps them on one slot and one script may touch them all):
 
-    <ns>:chat:{<id>}            hash: client_id, session_id, task_id, lang, lang_locked
+    <ns>:chat:{<id>}:fields     hash: client_id, session_id, task_id, lang, lang_locked
     <ns>:chat:{<id>}:token      JSON {token, expires_at}; expires with the token
     <ns>:chat:{<id>}:draft      JSON of the project's last known draft
     <ns>:chat:{<id>}:pending    hash: render id → JSON of the export in flight
@@ -41,6 +41,7 @@ from bot.store.base import (
     PendingExport,
     StoreUnavailable,
     Taken,
+    decode_legacy,
     decode_state,
     encode_draft,
     encode_pending,
@@ -127,6 +128,18 @@ if ARGV[4] ~= '' then redis.call('hset', KEYS[1], 'client_id', ARGV[4]) end
         + _TOUCH
         + "return 1"
     )
+    # KEYS: legacy value, hash, draft, pending; ARGV: idle ms, the legacy value as read,
+    # draft JSON ('' for none), n, then n field/value pairs, then render id/JSON pairs.
+    _MIGRATE = """
+if redis.call('get', KEYS[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] ~= '' then redis.call('set', KEYS[3], ARGV[3], 'NX') end
+local n = tonumber(ARGV[4])
+for i = 5, 4 + 2 * n, 2 do redis.call('hsetnx', KEYS[2], ARGV[i], ARGV[i + 1]) end
+for i = 5 + 2 * n, #ARGV, 2 do redis.call('hsetnx', KEYS[4], ARGV[i], ARGV[i + 1]) end
+redis.call('del', KEYS[1])
+for i = 2, 4 do redis.call('pexpire', KEYS[i], ARGV[1]) end
+return 1
+"""
     # KEYS: inbox, seen marker (optional); ARGV: item, limit, idle ms, seen ms. The new
     # length, 0 when `limit` wait already, -1 for an update queued before.
     _ENQUEUE = """
@@ -189,7 +202,7 @@ return 1
 
     def _state_keys(self, chat_id: int) -> tuple[str, str, str]:
         key = self._chat(chat_id)
-        return key, f"{key}:draft", f"{key}:pending"
+        return f"{key}:fields", f"{key}:draft", f"{key}:pending"
 
     async def _script(self, script: str, keys: tuple[str, ...], *args: Any) -> Any:
         return await self._redis.eval(script, len(keys), *keys, *args)
@@ -199,12 +212,39 @@ return 1
         key, draft, pending = self._state_keys(chat_id)
         pipe = self._redis.pipeline(transaction=False)
         pipe.hgetall(key)
-        pipe.get(f"{key}:token")
+        pipe.get(f"{self._chat(chat_id)}:token")
         pipe.get(draft)
         pipe.hvals(pending)
-        fields, token_raw, draft_raw, pending_raw = await pipe.execute()
+        pipe.get(self._chat(chat_id))
+        fields, token_raw, draft_raw, pending_raw, legacy = await pipe.execute()
+        if legacy is not None:
+            await self._migrate(chat_id, legacy)
+            return await self.load(chat_id)
         text = {_text(k): _text(v) for k, v in fields.items()}
         return decode_state(chat_id, text, token_raw, draft_raw, pending_raw)
+
+    async def _migrate(self, chat_id: int, raw: bytes) -> None:
+        """A chat stored whole by an earlier version (one JSON value under the chat's key)
+        is split into its parts once; parts written since are kept."""
+        old = decode_legacy(chat_id, raw)
+        pairs = [
+            (name, value)
+            for name, value in (
+                ("client_id", old.client_id),
+                ("session_id", old.session_id),
+                ("task_id", old.task_id),
+                ("lang", old.lang),
+                ("lang_locked", "1" if old.lang_locked else None),
+            )
+            if value is not None
+        ]
+        pending = [(p.render_id, encode_pending(p)) for p in old.pending]
+        draft = encode_draft(old.last_draft) if old.last_draft is not None else ""
+        keys = (self._chat(chat_id), *self._state_keys(chat_id))
+        args = [self._idle_ms, raw, draft, len(pairs), *sum(pairs, ()), *sum(pending, ())]
+        await self._script(self._MIGRATE, keys, *args)
+        if old.pending:
+            await self._redis.sadd(f"{self._ns}:pending", chat_id)
 
     @_unavailable_on_error
     async def claim_client_id(self, chat_id: int, client_id: str) -> str:
@@ -280,7 +320,8 @@ return 1
     @_unavailable_on_error
     async def delete(self, chat_id: int) -> None:
         key, draft, pending = self._state_keys(chat_id)
-        await self._redis.delete(key, f"{key}:token", draft, pending)
+        chat = self._chat(chat_id)
+        await self._redis.delete(chat, f"{chat}:token", key, draft, pending)
         await self._redis.srem(f"{self._ns}:pending", chat_id)
 
     @_unavailable_on_error
