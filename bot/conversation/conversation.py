@@ -128,11 +128,11 @@ class Conversation:
         for the process that holds the chat (which answers it through its own front end).
         Messages of one chat are queued in the order `handle` was called. `accepted` is
         called as soon as the message is in the chat's inbox in the store, where it
-        outlives this process, or refused, or (a quick answer) recorded as seen; a front
-        end acknowledges its delivery then. `unstored` is called instead when the store
-        could not take the message: the front end has it delivered again (a webhook
-        answers 503), so the user is not told of the failure. Logs one line per message
-        (its intent, outcome and duration), but a flood's refusals one line per burst."""
+        outlives this process, or refused for good; a front end acknowledges its delivery
+        then. `unstored` is called instead when the store could not take the message: the
+        front end has it delivered again (a webhook answers 503), so the user is not told
+        of the failure. Logs one line per message (its intent, outcome and duration), but a
+        flood's refusals one line per burst."""
         started = time.perf_counter()
         with log_context(chat_id=msg.chat_id, update_id=msg.update_id):
             outcome = await self._handle(msg, out, accepted, unstored)
@@ -162,10 +162,6 @@ class Conversation:
             if self._runs_now(msg):
                 if await self._queue.seen(msg):
                     return "duplicate"
-                if accepted is not None:
-                    # Recorded as seen, a second delivery would be dropped: holding the
-                    # call until the answer is through Telegram's pace protects nothing.
-                    accepted()
                 await self._actions.control(msg, out)
                 return "ok"
             if not msg.text.strip() and not msg.attachments and msg.callback_data is None:
