@@ -452,15 +452,21 @@ class TelegramOutbox:
                     if live.shown[index] == body and not buttons:
                         continue
                     priority = _priority(live, final=final, create=False)
-                    await self._edit_html_or_plain(
-                        live.message_ids[index], body, plain, is_html, buttons, must, priority
+                    edit = functools.partial(
+                        self._edit_message,
+                        live.message_ids[index],
+                        buttons=buttons,
+                        must=must,
+                        priority=priority,
                     )
+                    await self._html_or_plain(edit, body, plain, is_html)
                     live.shown[index] = body
                 else:
                     priority = _priority(live, final=final, create=True)
-                    message = await self._send_html_or_plain(
-                        body, plain, is_html, buttons, must, priority
+                    send = functools.partial(
+                        self._send_message, buttons=buttons, must=must, priority=priority
                     )
+                    message = await self._html_or_plain(send, body, plain, is_html)
                     if message is None:
                         return
                     live.message_ids.append(message.message_id)
@@ -470,43 +476,18 @@ class TelegramOutbox:
             if live.pending is None and not live.done:
                 live.pending = text
 
-    async def _edit_html_or_plain(
-        self,
-        message_id: int,
-        body: str,
-        plain: str,
-        is_html: bool,
-        buttons: tuple[Button, ...],
-        must: bool,
-        priority: Priority,
-    ) -> None:
-        edit = functools.partial(
-            self._edit_message, message_id, buttons=buttons, must=must, priority=priority
-        )
+    async def _html_or_plain(
+        self, call: Callable[..., Awaitable[T]], body: str, plain: str, is_html: bool
+    ) -> T:
+        """`call(text, html=…)` with the formatted text; Telegram refusing its formatting,
+        once more with the plain text."""
         try:
-            await edit(body, html=is_html)
+            return await call(body, html=is_html)
         except BadRequest as exc:
             if not (is_html and _is_parse_error(exc)):
                 raise
             log.info("formatting refused, sending plain text", extra={"chat_id": self.chat_id})
-            await edit(plain, html=False)
-
-    async def _send_html_or_plain(
-        self,
-        body: str,
-        plain: str,
-        is_html: bool,
-        buttons: tuple[Button, ...],
-        must: bool,
-        priority: Priority,
-    ) -> Message | None:
-        send = functools.partial(self._send_message, buttons=buttons, must=must, priority=priority)
-        try:
-            return await send(body, html=is_html)
-        except BadRequest as exc:
-            if not (is_html and _is_parse_error(exc)):
-                raise
-            return await send(plain, html=False)
+            return await call(plain, html=False)
 
     async def _send_timeline(self, draft: Mapping[str, Any], lang: str | None) -> None:
         """The timeline as a picture, drawn in a thread; the text follows it either way."""
