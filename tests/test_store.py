@@ -194,6 +194,46 @@ async def test_one_round_trip_per_read_and_write(tmp_path: Path) -> None:
         server.stop()
 
 
+async def test_scripts_are_sent_by_their_sha(tmp_path: Path) -> None:
+    """Each Lua script crosses the wire once; later calls name it by its SHA."""
+    server = EmbeddedRedis(tmp_path)
+    client = Redis.from_url(server.start())
+    try:
+        store = RedisChatStore(client, "nemobot")
+        for round_ in range(3):
+            await store.set_lang(1, "zh", None)
+            await store.enqueue(1, f"m{round_}", limit=10, update_id=round_)
+            assert await store.try_lock(1, "me", 5) or round_ > 0
+            assert (await store.take_queued(1, "me", 5)).item == f"m{round_}"
+            assert await store.finish_queued(1, "me")
+        stats = await client.info("commandstats")
+        assert "cmdstat_eval" not in stats, "a script was sent in full"
+        assert int(stats["cmdstat_evalsha"]["calls"]) >= 12
+    finally:
+        await client.aclose()
+        server.stop()
+
+
+async def test_scripts_the_server_lost_are_sent_again(store: RedisChatStore) -> None:
+    """A restart, a failover or SCRIPT FLUSH empties the server's script cache: every
+    scripted write still works, the pipelined enqueue included, and runs once."""
+    assert (await store.enqueue(5, "before", limit=5, update_id=50)).length == 1
+    await store.set_lang(5, "en", True)
+    await store._redis.script_flush()
+    assert (await store.enqueue(5, "after", limit=5, update_id=51)).length == 2
+    assert (await store.enqueue(5, "after", limit=5, update_id=51)).duplicate
+    await store._redis.script_flush()
+    await store.set_lang(5, "zh", True)
+    assert await store.try_lock(5, "me", 5)
+    await store._redis.script_flush()
+    assert (await store.take_queued(5, "me", 5)).item == "before"
+    await store._redis.script_flush()
+    assert await store.finish_queued(5, "me")
+    assert (await store.take_queued(5, "me", 5)).item == "after"
+    assert (await store.load(5)).lang == "zh"
+    assert await store.queue_length(5) == 0
+
+
 async def test_token_never_in_repr() -> None:
     assert "nmv_usr_example0token" not in repr(full_state())
 

@@ -32,7 +32,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from bot.store.base import (
     SEEN_TTL_S,
@@ -187,6 +187,15 @@ return 1
         self._ns = namespace
         self._idle_ms = int(idle_ttl_s * 1000)
         self._idle_s = idle_ttl_s
+        # Sent by SHA (EVALSHA); a server that lost them (restart, failover, SCRIPT FLUSH)
+        # is sent the script again.
+        script = redis.register_script
+        self._renew, self._unlock = script(self._RENEW), script(self._UNLOCK)
+        self._claim_client, self._set_lang = script(self._CLAIM_CLIENT), script(self._SET_LANG)
+        self._set_session, self._set_token = script(self._SET_SESSION), script(self._SET_TOKEN)
+        self._migrate_script, self._enqueue = script(self._MIGRATE), script(self._ENQUEUE)
+        self._take, self._mark_sent = script(self._TAKE), script(self._MARK_SENT)
+        self._finish = script(self._FINISH)
 
     @classmethod
     def from_url(
@@ -203,9 +212,6 @@ return 1
     def _state_keys(self, chat_id: int) -> tuple[str, str, str]:
         key = self._chat(chat_id)
         return f"{key}:fields", f"{key}:draft", f"{key}:pending"
-
-    async def _script(self, script: str, keys: tuple[str, ...], *args: Any) -> Any:
-        return await self._redis.eval(script, len(keys), *keys, *args)
 
     @_unavailable_on_error
     async def load(self, chat_id: int) -> ChatState:
@@ -242,7 +248,7 @@ return 1
         draft = encode_draft(old.last_draft) if old.last_draft is not None else ""
         keys = (self._chat(chat_id), *self._state_keys(chat_id))
         args = [self._idle_ms, raw, draft, len(pairs), *sum(pairs, ()), *sum(pending, ())]
-        await self._script(self._MIGRATE, keys, *args)
+        await self._migrate_script(keys, args)
         if old.pending:
             await self._redis.sadd(f"{self._ns}:pending", chat_id)
 
@@ -250,7 +256,7 @@ return 1
     async def claim_client_id(self, chat_id: int, client_id: str) -> str:
         """The chat's client id: `client_id` unless the chat has one already."""
         keys = self._state_keys(chat_id)
-        return _text(await self._script(self._CLAIM_CLIENT, keys, self._idle_ms, client_id))
+        return _text(await self._claim_client(keys, [self._idle_ms, client_id]))
 
     @_unavailable_on_error
     async def set_token(
@@ -259,7 +265,7 @@ return 1
         keys = (*self._state_keys(chat_id), f"{self._chat(chat_id)}:token")
         ttl_ms = int(token_ttl(expires_at, self._idle_s, time.time()) * 1000)
         value = encode_token(token, expires_at)
-        await self._script(self._SET_TOKEN, keys, self._idle_ms, value, ttl_ms, client_id or "")
+        await self._set_token(keys, [self._idle_ms, value, ttl_ms, client_id or ""])
 
     @_unavailable_on_error
     async def set_session(
@@ -270,13 +276,13 @@ return 1
         if lang is not None:
             pairs += ["lang", lang]
         keys = self._state_keys(chat_id)
-        await self._script(self._SET_SESSION, keys, self._idle_ms, *pairs)
+        await self._set_session(keys, [self._idle_ms, *pairs])
 
     @_unavailable_on_error
     async def set_lang(self, chat_id: int, lang: str, locked: bool | None) -> None:
         """`locked` None: the detected language, kept only if the user chose none."""
         flag = "" if locked is None else ("1" if locked else "0")
-        await self._script(self._SET_LANG, self._state_keys(chat_id), self._idle_ms, lang, flag)
+        await self._set_lang(self._state_keys(chat_id), [self._idle_ms, lang, flag])
 
     @_unavailable_on_error
     async def set_draft(self, chat_id: int, draft: Mapping[str, Any] | None) -> None:
@@ -332,7 +338,7 @@ return 1
     @_unavailable_on_error
     async def renew_lock(self, chat_id: int, owner: str, ttl_s: float) -> bool:
         key = f"{self._chat(chat_id)}:lock"
-        return bool(await self._script(self._RENEW, (key,), owner, int(ttl_s * 1000)))
+        return bool(await self._renew((key,), [owner, int(ttl_s * 1000)]))
 
     @_unavailable_on_error
     async def lock_holder(self, chat_id: int) -> str | None:
@@ -342,7 +348,7 @@ return 1
 
     @_unavailable_on_error
     async def unlock(self, chat_id: int, owner: str) -> None:
-        await self._script(self._UNLOCK, (f"{self._chat(chat_id)}:lock",), owner)
+        await self._unlock((f"{self._chat(chat_id)}:lock",), [owner])
 
     @_unavailable_on_error
     async def first_seen(self, update_id: int, ttl_s: float = 86400, scope: str = "update") -> bool:
@@ -364,21 +370,37 @@ return 1
         keys: tuple[str, ...] = (f"{key}:inbox",)
         if update_id is not None:
             keys += (f"{key}:seen:{update_id}",)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.sadd(f"{self._ns}:queued", chat_id)  # first: a stored message is always indexed
-        seen_ms = int(SEEN_TTL_S * 1000)
-        pipe.eval(self._ENQUEUE, len(keys), *keys, item, limit, self._idle_ms, seen_ms)
-        _, length = await pipe.execute()
+        args = (item, limit, self._idle_ms, int(SEEN_TTL_S * 1000))
+        index = f"{self._ns}:queued"
+        if isinstance(self._redis, RedisCluster):
+            # A cluster pipeline refuses EVALSHA, and the two keys are on two nodes anyway.
+            await self._redis.sadd(index, chat_id)  # first: a stored message is always indexed
+            length = await self._enqueue(keys, args)
+        else:
+            try:
+                length = await self._enqueue_pipelined(index, chat_id, keys, args)
+            except NoScriptError:  # nothing of the script ran: load it and go again
+                await self._redis.script_load(self._ENQUEUE)
+                length = await self._enqueue_pipelined(index, chat_id, keys, args)
         if int(length) < 0:
             return Enqueued(duplicate=True)
         return Enqueued(length=int(length))
+
+    async def _enqueue_pipelined(
+        self, index: str, chat_id: int, keys: tuple[str, ...], args: tuple[Any, ...]
+    ) -> Any:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.sadd(index, chat_id)  # first: a stored message is always indexed
+        pipe.evalsha(self._enqueue.sha, len(keys), *keys, *args)
+        _, length = await pipe.execute()
+        return length
 
     @_unavailable_on_error
     async def take_queued(self, chat_id: int, owner: str, ttl_s: float) -> Taken:
         """The next message to run, for the lock's owner only; see `Taken`."""
         key = self._chat(chat_id)
         keys = (f"{key}:lock", f"{key}:inbox", f"{key}:running", f"{key}:sent")
-        got = await self._script(self._TAKE, keys, owner, int(ttl_s * 1000), self._idle_ms)
+        got = await self._take(keys, [owner, int(ttl_s * 1000), self._idle_ms])
         if not got or not int(got[0]):
             return Taken(held=False)
         if len(got) < 4:
@@ -393,7 +415,7 @@ return 1
         recorded) when the lock is no longer `owner`'s."""
         key = self._chat(chat_id)
         keys = (f"{key}:lock", f"{key}:sent")
-        return bool(await self._script(self._MARK_SENT, keys, owner, self._idle_ms))
+        return bool(await self._mark_sent(keys, [owner, self._idle_ms]))
 
     @_unavailable_on_error
     async def finish_queued(self, chat_id: int, owner: str) -> bool:
@@ -401,7 +423,7 @@ return 1
         message then stays for the holder)."""
         key = self._chat(chat_id)
         keys = (f"{key}:lock", f"{key}:running", f"{key}:sent")
-        return bool(await self._script(self._FINISH, keys, owner))
+        return bool(await self._finish(keys, [owner]))
 
     @_unavailable_on_error
     async def queue_length(self, chat_id: int) -> int:
