@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from backend import is_exportable, summarize_draft
 from bot.conversation.errors import ErrorReplies
@@ -26,37 +27,24 @@ log = logging.getLogger("bot.conversation")
 _CANCEL_WAIT_S = 15.0
 
 
+@dataclass(eq=False)
 class Actions:
     """Control messages, jobs and direct actions, each handed to the part that does it.
     `owner` is this process's name on the chat locks (a /cancel looks whether another
     process holds the chat)."""
 
-    def __init__(
-        self,
-        *,
-        states: ChatStates,
-        sessions: Sessions,
-        exports: Exports,
-        uploads: Uploads,
-        agent: AgentChat,
-        errors: ErrorReplies,
-        metrics: Metrics,
-        owner: str,
-    ) -> None:
-        self._states = states
-        self._sessions = sessions
-        self._exports = exports
-        self._uploads = uploads
-        self._agent = agent
-        self._errors = errors
-        self._metrics = metrics
-        self._owner = owner
-
-    # --- control messages ----------------------------------------------------------------
+    states: ChatStates
+    sessions: Sessions
+    exports: Exports
+    uploads: Uploads
+    agent: AgentChat
+    errors: ErrorReplies
+    metrics: Metrics
+    owner: str
 
     async def control(self, msg: Inbound, out: Outbox) -> None:
         """A message answered at once, whatever job the chat runs."""
-        turn = await self._states.turn(msg.chat_id, out, msg)
+        turn = await self.states.turn(msg.chat_id, out, msg)
         try:
             action = button_action(msg.callback_data)
             cmd = command_of(msg.text)
@@ -72,15 +60,15 @@ class Actions:
             elif name == "credits":
                 await self._credits(turn)
             elif name == "status":
-                await self._sessions.run(turn, lambda: self._status(turn), retry=False)
+                await self.sessions.run(turn, lambda: self._status(turn), retry=False)
             elif name == "help":
                 await out.send(SendText(t("help", turn.lang)))
             elif name == "lang":
                 await self._set_lang(turn, cmd[1] if cmd else "")
         except Exception as exc:
-            await self._errors.reply(turn, exc)
+            await self.errors.reply(turn, exc)
         finally:
-            self._states.release_if_idle(msg.chat_id)
+            self.states.release_if_idle(msg.chat_id)
 
     async def _cancel(self, turn: Turn) -> None:
         rt = turn.rt
@@ -90,13 +78,13 @@ class Actions:
             running.cancel()
             await asyncio.wait({running}, timeout=_CANCEL_WAIT_S)
             return
-        if await self._exports.cancel_stored(turn):
+        if await self.exports.cancel_stored(turn):
             await turn.out.send(SendText(t("export_cancelled", turn.lang)))
             return
         # Only read who holds the chat: taking its lock, even for a moment, could turn
         # away the process about to run the chat's next message.
-        holder = await self._states.store.lock_holder(turn.chat_id)
-        if holder is None or holder == self._owner:
+        holder = await self.states.store.lock_holder(turn.chat_id)
+        if holder is None or holder == self.owner:
             await turn.out.send(SendText(t("nothing_to_cancel", turn.lang)))
         else:  # another replica holds the chat's job; it cannot be reached from here
             await turn.out.send(SendText(t("cancel_elsewhere", turn.lang)))
@@ -104,7 +92,7 @@ class Actions:
     async def stopped(self, turn: Turn, label: str) -> None:
         """What a /cancel did to a job that had nothing else to say about it."""
         if label == "job_chat":
-            await self._agent.stopped(turn)
+            await self.agent.stopped(turn)
         else:
             await safe_send(turn.out, SendText(t("stopped", turn.lang)))
 
@@ -130,7 +118,7 @@ class Actions:
         else:
             await turn.out.send(SendText(t("lang_usage", turn.lang)))
             return
-        await self._states.set_lang(turn, lang, locked=locked)
+        await self.states.set_lang(turn, lang, locked=locked)
         turn.lang = lang
         await turn.out.send(SendText(t("lang_set" if locked else "lang_auto", lang)))
 
@@ -145,7 +133,7 @@ class Actions:
             return
         if action == "new":
             self._count("new")
-            await self._sessions.new_project(turn)
+            await self.sessions.new_project(turn)
             return
         cmd = command_of(msg.text)
         if cmd is not None and not msg.attachments:
@@ -157,9 +145,9 @@ class Actions:
             uploaded: list[bool] = []
 
             async def upload() -> None:
-                uploaded.append(await self._uploads.files(turn, msg.attachments, bool(text)))
+                uploaded.append(await self.uploads.files(turn, msg.attachments, bool(text)))
 
-            await self._sessions.run(turn, upload, retry=True)
+            await self.sessions.run(turn, upload, retry=True)
             if cmd is not None:
                 await self._command(turn, cmd[0], cmd[1])
                 return
@@ -173,12 +161,12 @@ class Actions:
         self._count(name if name in ("start", "new", "export") else "other_command")
         if name == "start":
             if turn.state.session_id is None:
-                await self._sessions.ensure(turn, welcome=True)
+                await self.sessions.ensure(turn, welcome=True)
             else:
                 await turn.out.send(SendText(t("welcome_back", turn.lang)))
                 await turn.out.send(SendText(t("welcome", turn.lang), buttons=menu(turn.lang)))
         elif name == "new":
-            await self._sessions.new_project(turn)
+            await self.sessions.new_project(turn)
         elif name == "export":
             asked = classify(f"export {arg}") if arg else None
             options = asked.options if asked and asked.intent is Intent.EXPORT else None
@@ -211,34 +199,34 @@ class Actions:
         elif decision.intent is Intent.CREDITS:
             await self._credits(turn)
         elif decision.intent is Intent.STATUS:
-            await self._sessions.run(turn, lambda: self._status(turn), retry=False)
+            await self.sessions.run(turn, lambda: self._status(turn), retry=False)
         elif decision.intent is Intent.UPLOAD:
             await self._upload_urls(turn, decision.urls)
         else:
-            await self._sessions.run(turn, lambda: self._agent.chat(turn, text), retry=True)
+            await self.sessions.run(turn, lambda: self.agent.chat(turn, text), retry=True)
 
     # --- direct actions ------------------------------------------------------------------
 
     async def _export(self, turn: Turn, options: ExportOptions | None = None) -> None:
-        await self._sessions.run(turn, lambda: self._exports.start(turn, options), retry=False)
+        await self.sessions.run(turn, lambda: self.exports.start(turn, options), retry=False)
 
     async def _upload_urls(self, turn: Turn, urls: tuple[str, ...], more: bool = False) -> None:
         if not urls:
-            await self._uploads.ask(turn)
+            await self.uploads.ask(turn)
             return
-        await self._sessions.run(turn, lambda: self._uploads.urls(turn, urls, more), retry=True)
+        await self.sessions.run(turn, lambda: self.uploads.urls(turn, urls, more), retry=True)
 
     async def _credits(self, turn: Turn) -> None:
-        api = await self._sessions.api(turn)
+        api = await self.sessions.api(turn)
         c = await api.credits()
         await turn.out.send(
             SendText(t("credits", turn.lang, available=c.available, frozen=c.frozen, total=c.total))
         )
 
     async def _status(self, turn: Turn) -> None:
-        api = await self._sessions.api(turn)
+        api = await self.sessions.api(turn)
         project = await api.state(session_id(turn))
-        await self._states.remember_draft(turn, project.draft)
+        await self.states.remember_draft(turn, project.draft)
         if not is_exportable(project.draft):
             await turn.out.send(SendText(t("status_empty", turn.lang)))
             return
@@ -248,4 +236,4 @@ class Actions:
         await turn.out.send(SendText(text, buttons, timeline=project.draft, lang=turn.lang))
 
     def _count(self, intent: str) -> None:
-        self._metrics.updates.labels(intent).inc()
+        self.metrics.updates.labels(intent).inc()

@@ -73,25 +73,8 @@ class Conversation:
             sessions, states, exports, metrics, quiet_s=settings.quiet_notice_s, front=front
         )
         uploads = Uploads(sessions, settings.upload_limits())
-        self._actions = Actions(
-            states=states,
-            sessions=sessions,
-            exports=exports,
-            uploads=uploads,
-            agent=agent,
-            errors=errors,
-            metrics=metrics,
-            owner=owner,
-        )
-        self._queue = ChatQueue(
-            states=states,
-            actions=self._actions,
-            exports=exports,
-            errors=errors,
-            settings=settings,
-            owner=owner,
-            reader_for=reader_for,
-        )
+        self._actions = Actions(states, sessions, exports, uploads, agent, errors, metrics, owner)
+        self._queue = ChatQueue(states, self._actions, exports, errors, settings, owner, reader_for)
         self._lock_ttl_s = settings.lock_ttl_s
 
     # --- the front end's entry points ----------------------------------------------------

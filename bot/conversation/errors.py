@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 
 from backend import (
     ACCEPTED_EXTENSIONS,
@@ -35,17 +36,18 @@ __all__ = ["ErrorReplies", "apology", "fallback_lang", "render_failed_text"]
 log = logging.getLogger("bot.conversation")
 
 
+@dataclass(eq=False)
 class ErrorReplies:
     """Error replies. A lost session is replaced through `sessions`; registration and top-up
     links fall back to `web_base`."""
 
-    def __init__(
-        self, sessions: Sessions, metrics: Metrics, *, operator: bool, web_base: str
-    ) -> None:
-        self._sessions = sessions
-        self._metrics = metrics
-        self._operator = operator
-        self._web_base = web_base.rstrip("/")
+    sessions: Sessions
+    metrics: Metrics
+    operator: bool
+    web_base: str
+
+    def __post_init__(self) -> None:
+        self.web_base = self.web_base.rstrip("/")
 
     async def reply(self, turn: Turn, exc: BaseException) -> None:
         """Answer a failure; even a failure while answering ends in a logged apology."""
@@ -61,16 +63,16 @@ class ErrorReplies:
         buttons: tuple[Button, ...] = ()
         kind = type(exc).__name__
         if isinstance(exc, TokenExpired):
-            text = t("err_token_operator" if self._operator else "err_token", lang)
+            text = t("err_token_operator" if self.operator else "err_token", lang)
             log.warning("token refused", extra={"chat_id": turn.chat_id})
         elif isinstance(exc, OutOfCredits):
-            link = exc.link or await self._claim_link(turn) or self._web_base
-            if exc.anonymous and not self._operator:
+            link = exc.link or await self._claim_link(turn) or self.web_base
+            if exc.anonymous and not self.operator:
                 text = t("err_credits_anonymous", lang)
                 buttons = (Button(t("btn_register", lang), url=link),)
             else:
                 text = t("err_credits_registered", lang)
-                buttons = (Button(t("btn_topup", lang), url=exc.link or self._web_base),)
+                buttons = (Button(t("btn_topup", lang), url=exc.link or self.web_base),)
             text = f"{text}\n{buttons[0].url}"
         elif isinstance(exc, UnsupportedFile):
             text = t("err_unsupported", lang, formats=formats(exc.accepted or ACCEPTED_EXTENSIONS))
@@ -88,7 +90,7 @@ class ErrorReplies:
             text = render_failed_text(exc.message, lang)
         elif isinstance(exc, SessionNotFound):
             try:
-                await self._sessions.replace(turn)
+                await self.sessions.replace(turn)
                 text = t("session_restarted", lang)
             except Exception as again:
                 await self.reply(turn, again)
@@ -121,7 +123,7 @@ class ErrorReplies:
                 )
             text = apology(exc, lang, ref)
             kind = "store" if isinstance(exc, StoreUnavailable) else "unknown"
-        self._metrics.errors.labels(kind).inc()
+        self.metrics.errors.labels(kind).inc()
         await safe_send(turn.out, SendText(text, buttons=buttons))
 
     async def _claim_link(self, turn: Turn) -> str | None:

@@ -9,6 +9,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from backend import (
@@ -36,25 +37,23 @@ __all__ = ["Exports"]
 log = logging.getLogger("bot.conversation")
 
 
+@dataclass(eq=False)
 class Exports:
     """Export and its follow-up, polled every `EXPORT_POLL_INTERVAL_S` until
     `EXPORT_DEADLINE_S`."""
 
-    def __init__(
-        self, sessions: Sessions, states: ChatStates, settings: Settings, metrics: Metrics
-    ) -> None:
-        self._sessions = sessions
-        self._states = states
-        self._settings = settings
-        self._metrics = metrics
+    sessions: Sessions
+    states: ChatStates
+    settings: Settings
+    metrics: Metrics
 
     async def start(self, turn: Turn, options: ExportOptions | None = None) -> None:
         """Render the project and follow the render to its video. What the request asked
         that only the project decides (its canvas) is said first, with how to change it."""
-        api = await self._sessions.api(turn)
+        api = await self.sessions.api(turn)
         sid = session_id(turn)
         project = await api.state(sid)
-        await self._states.remember_draft(turn, project.draft)
+        await self.states.remember_draft(turn, project.draft)
         if not is_exportable(project.draft):
             await turn.out.send(SendText(t("nothing_to_export", turn.lang)))
             return
@@ -85,13 +84,13 @@ class Exports:
             progress_ref=ref,
             draft_key=key,
         )
-        await self._states.add_pending(turn, pending)
+        await self.states.add_pending(turn, pending)
         log.info("export started", extra={"chat_id": turn.chat_id, "render_id": job.id})
         await self._follow(turn, pending)
 
     async def resume(self, turn: Turn, pending: PendingExport) -> None:
         """Follow a render a stopped process left, unless it ended meanwhile."""
-        state = await self._states.store.load(turn.chat_id)
+        state = await self.states.store.load(turn.chat_id)
         turn.state = state
         if not any(p.render_id == pending.render_id for p in state.pending):
             return  # delivered or cancelled meanwhile (e.g. by another replica)
@@ -100,11 +99,11 @@ class Exports:
     async def cancel_stored(self, turn: Turn) -> bool:
         """Stop the renders in the chat's state that no job here follows (another process's,
         or a crashed one's); False when there are none."""
-        state = await self._states.store.load(turn.chat_id)
+        state = await self.states.store.load(turn.chat_id)
         if not state.pending:
             return False
         turn.state = state
-        api = await self._sessions.api(turn)
+        api = await self.sessions.api(turn)
         for pending in state.pending:
             await self._cancel_render(api, turn, pending.render_id)
             await self._end(turn, pending.render_id, "cancelled")
@@ -112,16 +111,16 @@ class Exports:
 
     async def _follow(self, turn: Turn, pending: PendingExport) -> None:
         """Poll the render until it is done, failed, cancelled or past the deadline."""
-        api = await self._sessions.api(turn)
+        api = await self.sessions.api(turn)
         lang = turn.lang
         ref = pending.progress_ref or new_ref("export")
         render_id = pending.render_id
-        deadline = pending.started_at + self._settings.export_deadline_s
-        interval = self._settings.export_poll_interval_s
+        deadline = pending.started_at + self.settings.export_deadline_s
+        interval = self.settings.export_poll_interval_s
         shown = _progress_text(lang, 0, 0.0, None)
         percent = 0
         eta = _Eta()
-        self._metrics.exports_pending.inc()
+        self.metrics.exports_pending.inc()
         try:
             while True:
                 try:
@@ -181,7 +180,7 @@ class Exports:
                     turn.rt.cancel_reported = True
             raise
         finally:
-            self._metrics.exports_pending.dec()
+            self.metrics.exports_pending.dec()
 
     async def _deliver(self, turn: Turn, pending: PendingExport, url: str) -> None:
         """Send the video of an export this job removed from the store. When neither the
@@ -208,8 +207,8 @@ class Exports:
                 exc,
                 extra={"chat_id": turn.chat_id, "render_id": render_id},
             )
-            self._metrics.exports.labels("undelivered").inc()
-            await self._states.add_pending(turn, pending)
+            self.metrics.exports.labels("undelivered").inc()
+            await self.states.add_pending(turn, pending)
             return
         await self._remember_video(turn, url, pending.draft_key)
 
@@ -229,7 +228,7 @@ class Exports:
 
     async def _remember_video(self, turn: Turn, url: str, key: str | None) -> None:
         if key is not None:
-            await self._states.set_last_video(turn, {"url": url, "draft": key})
+            await self.states.set_last_video(turn, {"url": url, "draft": key})
 
     async def _offer_last_video(self, turn: Turn, key: str) -> bool:
         """An unchanged project's video again instead of a new render, once: asked again
@@ -237,7 +236,7 @@ class Exports:
         video = turn.state.last_video
         if not video or video.get("draft") != key or video.get("offered"):
             return False
-        await self._states.set_last_video(turn, {**video, "offered": "1"})
+        await self.states.set_last_video(turn, {**video, "offered": "1"})
         await turn.out.send(
             SendVideo(
                 url=video["url"],
@@ -259,12 +258,12 @@ class Exports:
             )
 
     def _deadline_text(self, lang: str) -> str:
-        duration = fmt_span(self._settings.export_deadline_s, lang)
+        duration = fmt_span(self.settings.export_deadline_s, lang)
         return t("export_deadline", lang, duration=duration)
 
     async def _end(self, turn: Turn, render_id: str, outcome: str) -> bool:
         """Remove the export from the store; False when another job did (and told) it."""
-        if not await self._states.claim_pending(turn, render_id):
+        if not await self.states.claim_pending(turn, render_id):
             log.info(
                 "export ended elsewhere",
                 extra={"chat_id": turn.chat_id, "render_id": render_id, "outcome": outcome},
@@ -274,7 +273,7 @@ class Exports:
             "export finished",
             extra={"chat_id": turn.chat_id, "render_id": render_id, "outcome": outcome},
         )
-        self._metrics.exports.labels(outcome).inc()
+        self.metrics.exports.labels(outcome).inc()
         return True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import filetype
 
@@ -31,12 +32,12 @@ __all__ = ["Uploads"]
 log = logging.getLogger("bot.conversation")
 
 
+@dataclass(eq=False)
 class Uploads:
     """Uploads, and the request for a file; `limits` caps each kind's size."""
 
-    def __init__(self, sessions: Sessions, limits: UploadLimits) -> None:
-        self._sessions = sessions
-        self._limits = limits
+    sessions: Sessions
+    limits: UploadLimits
 
     async def ask(self, turn: Turn) -> None:
         """Say which files are welcome, and how large."""
@@ -46,9 +47,9 @@ class Uploads:
                     "upload_ask",
                     turn.lang,
                     formats=formats(ACCEPTED_EXTENSIONS),
-                    image_mb=_mb(self._limits.image_bytes),
-                    video_mb=_mb(self._limits.video_bytes),
-                    audio_mb=_mb(self._limits.audio_bytes),
+                    image_mb=_mb(self.limits.image_bytes),
+                    video_mb=_mb(self.limits.video_bytes),
+                    audio_mb=_mb(self.limits.audio_bytes),
                 )
             )
         )
@@ -89,7 +90,7 @@ class Uploads:
             kinds.append(kind)
         if not files:
             return False
-        api = await self._sessions.api(turn)
+        api = await self.sessions.api(turn)
         await turn.out.send(ChatAction("typing"))
         await turn.sending()
         uploaded = await api.upload_files(session_id(turn), files)
@@ -100,7 +101,7 @@ class Uploads:
     async def urls(self, turn: Turn, urls: Sequence[str], has_text: bool = False) -> None:
         """Hand links to the session; the service fetches them. With words after the links,
         no next step is suggested: the words are it."""
-        api = await self._sessions.api(turn)
+        api = await self.sessions.api(turn)
         await turn.out.send(ChatAction("typing"))
         await turn.sending()
         uploaded = await api.upload_urls(session_id(turn), urls)
@@ -110,7 +111,7 @@ class Uploads:
         self, turn: Turn, name: str, mime: str | None, size: int
     ) -> FileKind | None:
         try:
-            return preflight(name, mime, size, self._limits)
+            return preflight(name, mime, size, self.limits)
         except UnsupportedFile as exc:
             accepted = exc.accepted or ACCEPTED_EXTENSIONS
             await turn.out.send(

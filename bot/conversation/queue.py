@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.conversation.actions import Actions
@@ -53,36 +54,25 @@ log = logging.getLogger("bot.conversation")
 MAX_QUEUED = 20
 
 
+@dataclass(eq=False)
 class ChatQueue:
     """The per-chat queue, its workers and the sweep. Jobs are run by `actions` (and
     `exports`, for renders left behind); a job's failure is answered by `errors`. Chats
     whose front end call is gone are answered through the front end attached with
     `attach`."""
 
-    def __init__(
-        self,
-        *,
-        states: ChatStates,
-        actions: Actions,
-        exports: Exports,
-        errors: ErrorReplies,
-        settings: Settings,
-        owner: str,
-        reader_for: ReaderFor | None = None,
-    ) -> None:
-        self._states = states
-        self._store = states.store
-        self._actions = actions
-        self._exports = exports
-        self._errors = errors
-        self._settings = settings
-        self._owner = owner
-        self._reader_for = reader_for
-        self._outbox_for: Callable[[int], Outbox] | None = None
-        self._only: frozenset[int] | None = None
-        self._sweeper: asyncio.Task[None] | None = None
-        self._closing = False
-        self._floods = FloodNotices(MAX_QUEUED)
+    states: ChatStates
+    actions: Actions
+    exports: Exports
+    errors: ErrorReplies
+    settings: Settings
+    owner: str
+    reader_for: ReaderFor | None = None
+    _outbox_for: Callable[[int], Outbox] | None = field(default=None, init=False)
+    _only: frozenset[int] | None = field(default=None, init=False)
+    _sweeper: asyncio.Task[None] | None = field(default=None, init=False)
+    _closing: bool = field(default=False, init=False)
+    _floods: FloodNotices = field(default_factory=lambda: FloodNotices(MAX_QUEUED), init=False)
 
     @property
     def closing(self) -> bool:
@@ -99,12 +89,12 @@ class ChatQueue:
         self._outbox_for = outbox_for
         self._only = frozenset(only) if only is not None else None
         if reader_for is not None:
-            self._reader_for = reader_for
+            self.reader_for = reader_for
 
     async def wait_idle(self) -> None:
         """Wait until no job of any chat is queued or running in this process."""
         while True:
-            workers = [rt.worker for rt in self._states.runtimes() if rt.worker is not None]
+            workers = [rt.worker for rt in self.states.runtimes() if rt.worker is not None]
             if not workers:
                 return
             await asyncio.wait(workers)
@@ -118,9 +108,9 @@ class ChatQueue:
         self._floods.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for rt in self._states.runtimes():
+        for rt in self.states.runtimes():
             rt.lease_until = 0.0
-        workers = [rt.worker for rt in self._states.runtimes() if rt.worker is not None]
+        workers = [rt.worker for rt in self.states.runtimes() if rt.worker is not None]
         for worker in workers:
             worker.cancel()
         if workers:
@@ -128,7 +118,7 @@ class ChatQueue:
 
     async def seen(self, msg: Inbound) -> bool:
         """True for an update already handled (Telegram re-sends after a failed delivery)."""
-        if msg.update_id is None or await self._store.first_seen(msg.update_id):
+        if msg.update_id is None or await self.states.store.first_seen(msg.update_id):
             return False
         log.info("duplicate update ignored", extra={"update_id": msg.update_id})
         return True
@@ -138,8 +128,8 @@ class ChatQueue:
     ) -> bool:
         """Put the message in the chat's shared inbox, tell the user when it has to wait,
         and wait for it when this process runs it. False when a full inbox refused it."""
-        rt = self._states.runtime(msg.chat_id)
-        self._states.remember_out(msg.chat_id, out)
+        rt = self.states.runtime(msg.chat_id)
+        self.states.remember_out(msg.chat_id, out)
         self.start_sweeper()
         label, text = _label_of(msg)
         token = uuid.uuid4().hex
@@ -151,7 +141,7 @@ class ChatQueue:
             try:
                 # One atomic step: a crash leaves the message both stored and marked seen,
                 # or neither (then a second delivery is taken as new).
-                queued = await self._store.enqueue(
+                queued = await self.states.store.enqueue(
                     msg.chat_id, encode_item(token, msg), MAX_QUEUED, msg.update_id
                 )
             except BaseException:
@@ -183,12 +173,12 @@ class ChatQueue:
             return True
         finally:
             rt.waiters.pop(token, None)
-            self._states.release_if_idle(msg.chat_id)
+            self.states.release_if_idle(msg.chat_id)
 
     async def _tell(
         self, msg: Inbound, out: Outbox, key: str, *, busy_with: Entry | None = None, **kw: Any
     ) -> None:
-        lang = lang_for(await self._store.load(msg.chat_id), msg)
+        lang = lang_for(await self.states.store.load(msg.chat_id), msg)
         if busy_with is not None:
             kw["job"] = _job_text(busy_with, lang)
         await safe_send(out, SendText(t(key, lang, **kw)))
@@ -204,7 +194,7 @@ class ChatQueue:
 
     async def _sweep_forever(self) -> None:
         while True:
-            await asyncio.sleep(self._settings.sweep_interval_s)
+            await asyncio.sleep(self.settings.sweep_interval_s)
             try:
                 await self.sweep()
             except Exception as exc:
@@ -213,12 +203,12 @@ class ChatQueue:
     async def sweep(self, patience: float = 0.0) -> None:
         """Start a worker for each chat with work in the store and none here; it runs the
         work only if it gets the chat's lock (a living holder keeps it)."""
-        for chat_id in await self._store.chats_with_work():
+        for chat_id in await self.states.store.chats_with_work():
             if self._only is not None and chat_id not in self._only:
                 continue
-            if self._outbox_for is None and self._states.last_out(chat_id) is None:
+            if self._outbox_for is None and self.states.last_out(chat_id) is None:
                 continue  # no front end attached that could answer this chat
-            rt = self._states.runtime(chat_id)
+            rt = self.states.runtime(chat_id)
             if rt.worker is None and not self._closing:
                 rt.worker = self._spawn_worker(chat_id, rt, patience)
 
@@ -232,7 +222,7 @@ class ChatQueue:
             while True:
                 await self._drain(chat_id, rt)
                 # A message queued while the lock was being released is not left behind.
-                if self._closing or not await self._store.queue_length(chat_id):
+                if self._closing or not await self.states.store.queue_length(chat_id):
                     return
                 if not await self._lock(chat_id, rt, 0.0):
                     await self._hand_over(chat_id, rt)
@@ -249,15 +239,15 @@ class ChatQueue:
             rt.worker = None
             if not self._closing and any(e.done and not e.done.done() for e in rt.waiters.values()):
                 rt.worker = self._spawn_worker(chat_id, rt)
-            self._states.release_if_idle(chat_id)
+            self.states.release_if_idle(chat_id)
 
     async def _lock(self, chat_id: int, rt: ChatRuntime, patience: float) -> bool:
         """Take the chat's lock, trying for up to `patience` seconds."""
-        ttl = self._settings.lock_ttl_s
+        ttl = self.settings.lock_ttl_s
         deadline = time.monotonic() + patience
         while True:
             asked = time.monotonic()
-            if await self._store.try_lock(chat_id, self._owner, ttl):
+            if await self.states.store.try_lock(chat_id, self.owner, ttl):
                 rt.lease_until = asked + ttl
                 return True
             if time.monotonic() >= deadline or self._closing:
@@ -286,32 +276,32 @@ class ChatQueue:
             resumed = await self._resume_orphans(chat_id, rt)
             while True:
                 asked = time.monotonic()
-                taken = await self._store.take_queued(
-                    chat_id, self._owner, self._settings.lock_ttl_s
+                taken = await self.states.store.take_queued(
+                    chat_id, self.owner, self.settings.lock_ttl_s
                 )
                 if taken.held:
-                    rt.lease_until = asked + self._settings.lock_ttl_s
+                    rt.lease_until = asked + self.settings.lock_ttl_s
                 else:
                     log.warning("chat lock lost, leaving its queue", extra={"chat_id": chat_id})
                     return
                 if taken.item is None:
-                    if await self._store.unindex_if_empty(chat_id):
+                    if await self.states.store.unindex_if_empty(chat_id):
                         continue
                     return
                 if ran is not None:
                     _finish(ran)
                 ran = await self._run_item(chat_id, rt, taken, resumed)
-                await self._store.finish_queued(chat_id, self._owner)
+                await self.states.store.finish_queued(chat_id, self.owner)
         finally:
             renewer.cancel()
             with contextlib.suppress(Exception):
-                await self._store.unlock(chat_id, self._owner)
+                await self.states.store.unlock(chat_id, self.owner)
             if ran is not None:
                 _finish(ran)
 
     async def _resume_orphans(self, chat_id: int, rt: ChatRuntime) -> bool:
         """Exports in flight that nobody follows (we just took the lock): follow them."""
-        state = await self._store.load(chat_id)
+        state = await self.states.store.load(chat_id)
         for pending in state.pending:
             log.info("resuming export", extra={"chat_id": chat_id, "render_id": pending.render_id})
             entry = Entry(out=self._out_for(chat_id, rt), label="job_resume", resume=pending)
@@ -324,7 +314,7 @@ class ChatQueue:
     ) -> Entry | None:
         """One message from the inbox: this process's own, or one another process took."""
         try:
-            token, msg = decode_item(taken.item or "", self._reader_for)
+            token, msg = decode_item(taken.item or "", self.reader_for)
         except ValueError:
             log.warning("unreadable queued message dropped", extra={"chat_id": chat_id})
             return None
@@ -351,7 +341,7 @@ class ChatQueue:
         """Where a job whose front end call is gone answers."""
         if self._outbox_for is not None:
             return self._outbox_for(chat_id)
-        last = self._states.last_out(chat_id)
+        last = self.states.last_out(chat_id)
         if last is not None:
             return last
         log.warning("no front end to answer a chat", extra={"chat_id": chat_id})
@@ -383,12 +373,12 @@ class ChatQueue:
     async def _renew_lock(self, chat_id: int, rt: ChatRuntime) -> None:
         """Keep the chat's lock while its work lasts. A lock found lost is never taken
         again: another process may hold the chat, so the job here is stopped."""
-        ttl = self._settings.lock_ttl_s
+        ttl = self.settings.lock_ttl_s
         while True:
             await asyncio.sleep(ttl / 3)
             asked = time.monotonic()
             try:
-                held = await self._store.renew_lock(chat_id, self._owner, ttl)
+                held = await self.states.store.renew_lock(chat_id, self.owner, ttl)
             except Exception:
                 log.warning("chat lock renewal failed", extra={"chat_id": chat_id}, exc_info=True)
                 continue  # the lease runs out on its own if this lasts
@@ -409,7 +399,7 @@ class ChatQueue:
         async def mark() -> None:
             nonlocal marked
             lapsed = time.monotonic() >= rt.lease_until
-            if lapsed or not (marked or await self._store.mark_sent(chat_id, self._owner)):
+            if lapsed or not (marked or await self.states.store.mark_sent(chat_id, self.owner)):
                 log.warning("chat lock lost, job stopped", extra={"chat_id": chat_id})
                 raise asyncio.CancelledError
             marked = True
@@ -419,7 +409,7 @@ class ChatQueue:
     async def _run_entry(self, chat_id: int, entry: Entry, rt: ChatRuntime) -> None:
         """One job with every failure turned into a reply; a /cancel ends it politely."""
         try:
-            state = await self._store.load(chat_id)
+            state = await self.states.store.load(chat_id)
         except Exception as exc:
             ref = new_ref()
             log.exception("chat state unavailable ref=%s", ref, extra={"chat_id": chat_id})
@@ -432,10 +422,10 @@ class ChatQueue:
             turn.on_send = self._marker(chat_id, rt)
         try:
             if entry.msg is not None:
-                await self._states.persist_lang(turn)
-                await self._actions.job(turn, entry.msg)
+                await self.states.persist_lang(turn)
+                await self.actions.job(turn, entry.msg)
             elif entry.resume is not None:
-                await self._exports.resume(turn, entry.resume)
+                await self.exports.resume(turn, entry.resume)
         except asyncio.CancelledError:
             if not rt.cancel_requested:
                 raise
@@ -443,9 +433,9 @@ class ChatQueue:
             if task is not None:
                 task.uncancel()
             if not rt.cancel_reported:
-                await self._actions.stopped(turn, entry.label)
+                await self.actions.stopped(turn, entry.label)
         except Exception as exc:
-            await self._errors.reply(turn, exc)
+            await self.errors.reply(turn, exc)
 
 
 _NO_PENDING = PendingExport(render_id="", started_at=0.0)

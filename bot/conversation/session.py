@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from backend import Credentials, NemoApi, NemoClient, SessionNotFound
@@ -19,24 +20,24 @@ __all__ = ["Sessions", "session_id"]
 log = logging.getLogger("bot.conversation")
 
 
+@dataclass(eq=False)
 class Sessions:
     """Set-up, credentials and the session. `operator`: the bot runs on the operator's token,
     so chats keep no token of their own."""
 
-    def __init__(self, client: NemoClient, states: ChatStates, *, operator: bool) -> None:
-        self._client = client
-        self._states = states
-        self._operator = operator
+    client: NemoClient
+    states: ChatStates
+    operator: bool
 
     async def api(self, turn: Turn) -> NemoApi:
         """The chat's backend view, with a token of its own (or the operator's)."""
         if turn.api is not None:
             return turn.api
         if turn.state.client_id is None:
-            await self._states.claim_client_id(turn, str(uuid.uuid4()))
+            await self.states.claim_client_id(turn, str(uuid.uuid4()))
         client_id = turn.state.client_id or ""
         creds: Credentials | None = None
-        if not self._operator and turn.state.token:
+        if not self.operator and turn.state.token:
             expires = turn.state.token_expires_at
             creds = Credentials(
                 token=turn.state.token,
@@ -47,20 +48,20 @@ class Sessions:
             if creds.expired():
                 creds = None
         if creds is None:
-            creds = await self._client.credentials(client_id)
+            creds = await self.client.credentials(client_id)
             if creds.anonymous:
                 await self._save_creds(turn, creds)
 
         async def on_renew(new: Credentials) -> None:
             await self._save_creds(turn, new)
 
-        turn.api = self._client.bind(creds, on_renew=on_renew)
+        turn.api = self.client.bind(creds, on_renew=on_renew)
         return turn.api
 
     async def _save_creds(self, turn: Turn, creds: Credentials) -> None:
         log.info("backend token stored", extra={"chat_id": turn.chat_id})
         expires = creds.expires_at.timestamp() if creds.expires_at else None
-        await self._states.set_token(turn, creds.token, expires, creds.client_id or None)
+        await self.states.set_token(turn, creds.token, expires, creds.client_id or None)
 
     async def ensure(self, turn: Turn, *, welcome: bool | None = None) -> bool:
         """First contact: "Setting things up…", a token and a session, then "Ready" and the
@@ -76,7 +77,7 @@ class Sessions:
         except Exception:
             await safe_send(turn.out, Progress(ref, t("setup_failed", turn.lang), done=True))
             raise
-        await self._states.set_session(turn, session.session_id, session.task_id, turn.lang)
+        await self.states.set_session(turn, session.session_id, session.task_id, turn.lang)
         log.info("session created", extra={"chat_id": turn.chat_id, "lang": turn.lang})
         await turn.out.send(Progress(ref, t("ready", turn.lang), done=True))
         if welcome is None:
@@ -89,7 +90,7 @@ class Sessions:
         """A new project in a new session (the old one was lost, or the user asked)."""
         api = await self.api(turn)
         session = await api.create_session(turn.lang)
-        await self._states.set_session(turn, session.session_id, session.task_id)
+        await self.states.set_session(turn, session.session_id, session.task_id)
 
     async def new_project(self, turn: Turn) -> None:
         if turn.state.session_id is None:

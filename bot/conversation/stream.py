@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from backend import (
@@ -45,36 +46,27 @@ _EXPORT_HINTS = {"telegram": "gui_export", "terminal": "gui_export_terminal"}
 _STOPPED_STATE_WAIT_S = 5.0
 
 
+@dataclass(eq=False)
 class AgentChat:
     """Chat with the agent. An answer may start an export; after `quiet_s` without news
     the user is told the agent still works. `front` (telegram, terminal) words what the
     agent says of its web editor the way that front end works."""
 
-    def __init__(
-        self,
-        sessions: Sessions,
-        states: ChatStates,
-        exports: Exports,
-        metrics: Metrics,
-        *,
-        quiet_s: float,
-        front: str = "telegram",
-    ) -> None:
-        self._sessions = sessions
-        self._states = states
-        self._exports = exports
-        self._metrics = metrics
-        self._quiet_s = quiet_s
-        self._export_hint = _EXPORT_HINTS.get(front, "gui_export")
+    sessions: Sessions
+    states: ChatStates
+    exports: Exports
+    metrics: Metrics
+    quiet_s: float
+    front: str = "telegram"
 
     async def chat(self, turn: Turn, text: str) -> None:
         """Stream the agent's answer into one message, with progress for tools and quiet."""
-        api = await self._sessions.api(turn)
+        api = await self.sessions.api(turn)
         sid = session_id(turn)
         lang = turn.lang
         before = turn.state.last_draft
         stream_ref = new_ref("reply")
-        quiet = _Quiet(out=turn.out, lang=lang, ref=new_ref("work"), every=self._quiet_s)
+        quiet = _Quiet(out=turn.out, lang=lang, ref=new_ref("work"), every=self.quiet_s)
         visible = ""
         new_draft: dict[str, Any] | None = None
         model_error: ModelError | None = None
@@ -83,7 +75,7 @@ class AgentChat:
         await turn.out.send(ChatAction("typing"))
         watchdog = asyncio.create_task(quiet.watch())
         await turn.sending()
-        self._metrics.streams_open.inc()
+        self.metrics.streams_open.inc()
         events = api.chat(sid, text)
         try:
             async for event in events:
@@ -115,7 +107,7 @@ class AgentChat:
             project = await api.state(sid)
             summary = _summary_or_empty(project.draft, lang)
             await turn.out.send(SendText(t("err_stream_broken", lang, summary=summary)))
-            await self._states.remember_draft(turn, project.draft)
+            await self.states.remember_draft(turn, project.draft)
             return
         except asyncio.CancelledError:
             watchdog.cancel()
@@ -130,7 +122,7 @@ class AgentChat:
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
-            self._metrics.streams_open.dec()
+            self.metrics.streams_open.dec()
         await quiet.finish()
         if model_error is not None:
             log.warning(
@@ -163,7 +155,7 @@ class AgentChat:
         server (and charge it), so say so, with the project as it stands now."""
         text = t("stopped_chat", turn.lang)
         try:
-            api = await self._sessions.api(turn)
+            api = await self.sessions.api(turn)
             project = await asyncio.wait_for(
                 api.state(session_id(turn)), timeout=_STOPPED_STATE_WAIT_S
             )
@@ -190,16 +182,17 @@ class AgentChat:
         buttons: tuple[Button, ...] = ()
         auto_export = False
         if new_draft is not None:
-            await self._states.remember_draft(turn, new_draft)
+            await self.states.remember_draft(turn, new_draft)
         if hint.action is GuiAction.EXPORT:
             auto_export = asks_for_export(user_text)
-            instead = t("auto_export" if auto_export else self._export_hint, lang)
+            key = "auto_export" if auto_export else _EXPORT_HINTS.get(self.front, "gui_export")
+            instead = t(key, lang)
             final = rewrite_gui(final, GuiAction.EXPORT, instead)
             buttons = () if auto_export else (button("export", lang),)
         elif hint.action is GuiAction.STATUS:
-            api = await self._sessions.api(turn)
+            api = await self.sessions.api(turn)
             project = await api.state(session_id(turn))
-            await self._states.remember_draft(turn, project.draft)
+            await self.states.remember_draft(turn, project.draft)
             summary = t("gui_status", lang, summary=_summary_or_empty(project.draft, lang))
             final = rewrite_gui(final, GuiAction.STATUS, summary)
             if is_exportable(project.draft):
@@ -209,15 +202,15 @@ class AgentChat:
         literal = marked_words(user_text)
         await turn.out.send(Stream(ref, final, final=True, buttons=buttons, literal=literal))
         if auto_export:
-            await self._exports.start(turn)
+            await self.exports.start(turn)
 
     async def _describe_turn(self, turn: Turn, before: Mapping[str, Any] | None) -> None:
         """A turn without text: read the project and say what changed."""
-        api = await self._sessions.api(turn)
+        api = await self.sessions.api(turn)
         project = await api.state(session_id(turn))
         change = describe_changes(before, project.draft, base_lang(turn.lang))
         change = localize(change, turn.lang) if change else None
-        await self._states.remember_draft(turn, project.draft)
+        await self.states.remember_draft(turn, project.draft)
         buttons: tuple[Button, ...] = ()
         if is_exportable(project.draft):
             buttons = (button("export", turn.lang), button("status", turn.lang))
@@ -228,10 +221,10 @@ class AgentChat:
 
     async def _describe_cut(self, turn: Turn, before: Mapping[str, Any] | None) -> None:
         """An answer cut short: read the project and say what changed."""
-        api = await self._sessions.api(turn)
+        api = await self.sessions.api(turn)
         project = await api.state(session_id(turn))
         change = describe_changes(before, project.draft, turn.lang)
-        await self._states.remember_draft(turn, project.draft)
+        await self.states.remember_draft(turn, project.draft)
         if change:
             await turn.out.send(SendText(t("err_stream_cut", turn.lang, changes=change)))
         else:
