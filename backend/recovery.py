@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 from tenacity import AsyncRetrying, RetryCallState
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 Renew = Callable[[Credentials], Awaitable[None]]
 
 
+@dataclass(eq=False)
 class Recovery:
     """One call's retry budget, for tenacity: `attempts()` drives the loop.
 
@@ -28,21 +30,14 @@ class Recovery:
     renewed for exactly the token that failed.
     """
 
-    def __init__(
-        self,
-        endpoint: str,
-        *,
-        rate_limit_wait: float,
-        max_wait: float,
-        renew: Renew | None = None,
-    ) -> None:
-        self._endpoint = endpoint
-        self._default_wait = rate_limit_wait
-        self._max_wait = max_wait
-        self._renew = renew
-        self._waited = False
-        self._renewed = False
-        self.sent_with: Credentials | None = None
+    endpoint: str
+    _: KW_ONLY
+    rate_limit_wait: float
+    max_wait: float
+    renew: Renew | None = None
+    sent_with: Credentials | None = field(default=None, init=False)
+    _waited: bool = field(default=False, init=False)
+    _renewed: bool = field(default=False, init=False)
 
     def attempts(self) -> AsyncRetrying:
         return AsyncRetrying(
@@ -54,16 +49,16 @@ class Recovery:
 
     def wait_for(self, error: RateLimited) -> float:
         """What the server asked for, else the configured wait."""
-        return error.retry_after if error.retry_after is not None else self._default_wait
+        return error.retry_after if error.retry_after is not None else self.rate_limit_wait
 
     def _worth_retrying(self, state: RetryCallState) -> bool:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RateLimited):
-            return not self._waited and self.wait_for(error) <= self._max_wait
+            return not self._waited and self.wait_for(error) <= self.max_wait
         if isinstance(error, TokenExpired):
             creds = self.sent_with
             return (
-                self._renew is not None
+                self.renew is not None
                 and not self._renewed
                 and creds is not None
                 and creds.anonymous
@@ -80,8 +75,8 @@ class Recovery:
             self._waited = True
             log.info(
                 "rate limited; waiting",
-                extra={"endpoint": self._endpoint, "wait_s": self.wait_for(error)},
+                extra={"endpoint": self.endpoint, "wait_s": self.wait_for(error)},
             )
-        elif isinstance(error, TokenExpired) and self._renew and self.sent_with:
+        elif isinstance(error, TokenExpired) and self.renew and self.sent_with:
             self._renewed = True
-            await self._renew(self.sent_with)
+            await self.renew(self.sent_with)

@@ -93,14 +93,7 @@ async def test_command_menus_in_english_and_chinese(make_bot: HarnessFactory) ->
 class BrokenConversation:
     """A conversation that fails: the real one never raises, so only a stand-in can."""
 
-    async def handle(
-        self,
-        msg: Inbound,
-        out: Outbox,
-        *,
-        accepted: Callable[[], None] | None = None,
-        unstored: Callable[[], None] | None = None,
-    ) -> None:
+    async def handle(self, msg: Inbound, out: Outbox, **_: object) -> None:
         raise RuntimeError("database password is hunter2")
 
     def is_control(self, msg: Inbound) -> bool:

@@ -188,62 +188,47 @@ def plan_turn(
         )
         shown = f"{seconds:g}"
         parts.append(
-            f"已生成 {shown} 秒的视频片段：{subject}。"
-            if lang == "zh"
-            else f"Generated a {shown}s clip: {subject}."
+            _in(
+                lang,
+                f"已生成 {shown} 秒的视频片段：{subject}。",
+                f"Generated a {shown}s clip: {subject}.",
+            )
         )
     if wants_music:
         title = _track_title(low, rng)
         volume = _volume(text)
-        _set_single(
+        _edit_track(
+            plan,
             current,
             TT_AUDIO,
-            {"title": title, "volume": volume},
-            {
-                "id": f"seg_{rng.getrandbits(32):08x}",
-                "d": max(_video_ms(current), 10000),
-                "m": {"title": title, "volume": volume},
-            },
-        )
-        plan.steps.append(
-            ToolStep(
-                "edit_multitrack",
-                {"op": "add_bgm", "title": title, "volume": volume},
-                {"ok": True},
-                edit_seconds,
-                copy.deepcopy(current),
-            )
+            meta={"title": title, "volume": volume},
+            length_ms=max(_video_ms(current), 10000),
+            op={"op": "add_bgm", "title": title, "volume": volume},
+            rng=rng,
+            seconds=edit_seconds,
         )
         parts.append(
-            f"已添加背景音乐“{title}”，音量 {volume}%。"
-            if lang == "zh"
-            else f'Added background music "{title}" at {volume}% volume.'
+            _in(
+                lang,
+                f"已添加背景音乐“{title}”，音量 {volume}%。",
+                f'Added background music "{title}" at {volume}% volume.',
+            )
         )
     if wants_title:
         caption = _title_text(text, lang)
-        _set_single(
+        _edit_track(
+            plan,
             current,
             TT_TEXT,
-            {"title": caption},
-            {
-                "id": f"seg_{rng.getrandbits(32):08x}",
-                "d": 3000,
-                "m": {"title": caption, "text": caption},
-            },
-        )
-        plan.steps.append(
-            ToolStep(
-                "edit_multitrack",
-                {"op": "add_title", "text": caption},
-                {"ok": True},
-                edit_seconds,
-                copy.deepcopy(current),
-            )
+            meta={"title": caption},
+            segment_meta={"title": caption, "text": caption},
+            length_ms=3000,
+            op={"op": "add_title", "text": caption},
+            rng=rng,
+            seconds=edit_seconds,
         )
         parts.append(
-            f"已添加标题“{caption}”（0-3 秒）。"
-            if lang == "zh"
-            else f'Added the title "{caption}" (0-3s).'
+            _in(lang, f"已添加标题“{caption}”（0-3 秒）。", f'Added the title "{caption}" (0-3s).')
         )
     if parts:
         if wants_video:
@@ -257,6 +242,10 @@ def plan_turn(
     plan.preamble = ""
     plan.reply = _chat_reply(low, lang, current)
     return plan
+
+
+def _in(lang: str, zh: str, en: str) -> str:
+    return zh if lang == "zh" else en
 
 
 def _chat_reply(low: str, lang: str, draft: dict[str, Any]) -> str:
@@ -366,6 +355,25 @@ def _append_video(draft: dict[str, Any], segment: dict[str, Any]) -> None:
     segment["st"] = _video_ms(draft)
     track["sg"].append(segment)
     _retime(draft)
+
+
+def _edit_track(
+    plan: TurnPlan,
+    draft: dict[str, Any],
+    tt: int,
+    *,
+    meta: dict[str, Any],
+    length_ms: int,
+    op: dict[str, Any],
+    rng: random.Random,
+    seconds: float,
+    segment_meta: dict[str, Any] | None = None,
+) -> None:
+    """One `edit_multitrack` step: the track of type `tt` holds one new segment."""
+    segment_id = f"seg_{rng.getrandbits(32):08x}"
+    segment = {"id": segment_id, "d": length_ms, "m": segment_meta or dict(meta)}
+    _set_single(draft, tt, meta, segment)
+    plan.steps.append(ToolStep("edit_multitrack", op, {"ok": True}, seconds, copy.deepcopy(draft)))
 
 
 def _set_single(

@@ -10,6 +10,18 @@ import sys
 
 from backend.sim import SimConfig, Simulator
 
+# The simulator's knobs a developer turns most: flag, type, default, what it sets.
+_TUNABLES: tuple[tuple[str, type, object, str], ...] = (
+    ("--render-seconds", float, SimConfig.render_seconds, "how long a render takes"),
+    ("--credits", int, SimConfig.initial_credits, "credits of a new anonymous user"),
+    (
+        "--no-text-every",
+        int,
+        SimConfig.no_text_every,
+        "every Nth edit turn ends without text; 0 never",
+    ),
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -17,24 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--port", type=port_number, default=8088, help="port to listen on (default 8088)"
     )
     p.add_argument("--seed", type=int, default=SimConfig.seed, help="seed for ids and choices")
-    p.add_argument(
-        "--render-seconds",
-        type=float,
-        default=SimConfig.render_seconds,
-        help="how long a render takes (default %(default)s)",
-    )
-    p.add_argument(
-        "--credits",
-        type=int,
-        default=SimConfig.initial_credits,
-        help="credits of a new anonymous user (default %(default)s)",
-    )
-    p.add_argument(
-        "--no-text-every",
-        type=int,
-        default=SimConfig.no_text_every,
-        help="every Nth edit turn ends without text; 0 never (default %(default)s)",
-    )
+    for flag, kind, default, text in _TUNABLES:
+        p.add_argument(flag, type=kind, default=default, help=f"{text} (default %(default)s)")
     p.add_argument(
         "--operator-token", default=None, help="also accept this token as a registered user"
     )

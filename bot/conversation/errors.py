@@ -7,22 +7,8 @@ import logging
 import re
 from dataclasses import dataclass
 
-from backend import (
-    ACCEPTED_EXTENSIONS,
-    BackendUnavailable,
-    ExportBlocked,
-    FileTooLarge,
-    MissingClientId,
-    NemoError,
-    OutOfCredits,
-    ProtocolError,
-    RateLimited,
-    RenderFailed,
-    SessionNotFound,
-    StreamBroken,
-    TokenExpired,
-    UnsupportedFile,
-)
+from backend import ACCEPTED_EXTENSIONS
+from backend import errors as api
 from bot.conversation.session import Sessions
 from bot.conversation.state import Turn, new_ref, safe_send
 from bot.conversation.text import formats, pick_lang
@@ -62,10 +48,10 @@ class ErrorReplies:
         lang = turn.lang
         buttons: tuple[Button, ...] = ()
         kind = type(exc).__name__
-        if isinstance(exc, TokenExpired):
+        if isinstance(exc, api.TokenExpired):
             text = t("err_token_operator" if self.operator else "err_token", lang)
             log.warning("token refused", extra={"chat_id": turn.chat_id})
-        elif isinstance(exc, OutOfCredits):
+        elif isinstance(exc, api.OutOfCredits):
             link = exc.link or await self._claim_link(turn) or self.web_base
             if exc.anonymous and not self.operator:
                 text = t("err_credits_anonymous", lang)
@@ -74,28 +60,28 @@ class ErrorReplies:
                 text = t("err_credits_registered", lang)
                 buttons = (Button(t("btn_topup", lang), url=exc.link or self.web_base),)
             text = f"{text}\n{buttons[0].url}"
-        elif isinstance(exc, UnsupportedFile):
+        elif isinstance(exc, api.UnsupportedFile):
             text = t("err_unsupported", lang, formats=formats(exc.accepted or ACCEPTED_EXTENSIONS))
-        elif isinstance(exc, FileTooLarge | DownloadTooLarge):
+        elif isinstance(exc, api.FileTooLarge | DownloadTooLarge):
             text = t("err_too_large", lang, size=fmt_size(exc.size), limit=fmt_size(exc.limit))
-        elif isinstance(exc, ExportBlocked):
+        elif isinstance(exc, api.ExportBlocked):
             text = t("err_export_blocked", lang)
-        elif isinstance(exc, RateLimited):
+        elif isinstance(exc, api.RateLimited):
             seconds = round(exc.retry_after) if exc.retry_after else 30
             text = t("err_rate_limited", lang, seconds=seconds)
-        elif isinstance(exc, StreamBroken | BackendUnavailable):
+        elif isinstance(exc, api.StreamBroken | api.BackendUnavailable):
             text = t("err_unavailable", lang)
             log.warning("backend unavailable: %s", kind, extra={"chat_id": turn.chat_id})
-        elif isinstance(exc, RenderFailed):
+        elif isinstance(exc, api.RenderFailed):
             text = render_failed_text(exc.message, lang)
-        elif isinstance(exc, SessionNotFound):
+        elif isinstance(exc, api.SessionNotFound):
             try:
                 await self.sessions.replace(turn)
                 text = t("session_restarted", lang)
             except Exception as again:
                 await self.reply(turn, again)
                 return
-        elif isinstance(exc, ProtocolError):
+        elif isinstance(exc, api.ProtocolError):
             ref = new_ref()
             log.error(
                 "backend answer not understood ref=%s: %s",
@@ -106,7 +92,7 @@ class ErrorReplies:
             text = t("err_protocol", lang, ref=ref)
         else:
             ref = new_ref()
-            if isinstance(exc, MissingClientId | NemoError):
+            if isinstance(exc, api.MissingClientId | api.NemoError):
                 log.error(
                     "backend refused ref=%s: %s %s",
                     ref,
@@ -133,7 +119,7 @@ class ErrorReplies:
             return None
         try:
             return await turn.api.claim_link(state.task_id, state.session_id)
-        except NemoError as exc:
+        except api.NemoError as exc:
             log.warning("claim link unavailable: %s", type(exc).__name__)
             return None
 

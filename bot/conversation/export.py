@@ -12,14 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backend import (
-    BackendUnavailable,
-    NemoApi,
-    NemoError,
-    RateLimited,
-    RenderStatus,
-    is_exportable,
-)
+from backend import BackendUnavailable, NemoApi, NemoError, RateLimited, RenderStatus, is_exportable
 from bot.conversation.errors import render_failed_text
 from bot.conversation.session import Sessions, session_id
 from bot.conversation.state import ChatStates, Turn, new_ref, safe_send

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 from telegram import Bot, BotCommand, CallbackQuery, Update
@@ -25,9 +25,11 @@ from telegram.ext import Application, ContextTypes, TypeHandler
 from telegram.ext import ApplicationBuilder as _Builder
 
 from backend import MIB
-from bot.io import Attachment, Inbound, Outbox, ReaderFor, SendText
+from bot.conversation import Conversation
+from bot.io import Attachment, Inbound, Outbox, SendText
 from bot.ops.metrics import Metrics
 from bot.settings import Settings
+from bot.store import ChatStore
 from bot.telegram.aiohttp_request import AiohttpRequest
 from bot.telegram.commands import COMMANDS
 from bot.telegram.delivery import RetryPolicy
@@ -47,7 +49,6 @@ from bot.texts import fmt_size, normalize_lang, t
 
 __all__ = [
     "ALLOWED_UPDATES",
-    "ConversationLike",
     "TelegramConfig",
     "TelegramFront",
 ]
@@ -56,31 +57,6 @@ log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = ("message", "callback_query")
 PTBApp = Application[Any, Any, Any, Any, Any, Any]
-
-
-class ConversationLike(Protocol):
-    """What the front end needs of `bot.conversation.Conversation`."""
-
-    async def handle(
-        self,
-        msg: Inbound,
-        out: Outbox,
-        *,
-        accepted: Callable[[], None] | None = None,
-        unstored: Callable[[], None] | None = None,
-    ) -> None: ...
-
-    def is_control(self, msg: Inbound) -> bool: ...
-
-    async def resume_pending(
-        self, outbox_for: Callable[[int], Outbox], *, reader_for: ReaderFor | None = None
-    ) -> None: ...
-
-
-class StoreLike(Protocol):
-    async def first_seen(
-        self, update_id: int, ttl_s: float = 86400, scope: str = "update"
-    ) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -129,10 +105,10 @@ class TelegramFront:
 
     def __init__(
         self,
-        conversation: ConversationLike,
+        conversation: Conversation,
         config: TelegramConfig,
         *,
-        store: StoreLike | None = None,
+        store: ChatStore | None = None,
         metrics: Metrics | None = None,
         on_start: Callable[[], Awaitable[None]] | None = None,
         on_stop: Callable[[], Awaitable[None]] | None = None,

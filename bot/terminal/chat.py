@@ -13,6 +13,7 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -45,30 +46,24 @@ def clean_text(line: str) -> str:
     return line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+@dataclass(eq=False)
 class TerminalChat:
     """Reads lines, hands them to the conversation as one chat, renders the answers."""
 
-    def __init__(
-        self,
-        conversation: Conversation,
-        outbox: TerminalOutbox,
-        *,
-        stdin: TextIO,
-        interactive: bool,
-        chat_id: int = 0,
-        language_code: str | None = None,
-        history_file: Path | None = None,
-    ) -> None:
-        self.conversation = conversation
-        self.outbox = outbox
-        self.stdin = stdin
-        self.interactive = interactive
-        self.chat_id = chat_id
-        self.language_code = language_code
-        self.history_file = history_file
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._lang = normalize_lang(language_code)
-        self._stopping = False  # Ctrl-C stopped an answer; the next one leaves
+    conversation: Conversation
+    outbox: TerminalOutbox
+    _: KW_ONLY
+    stdin: TextIO
+    interactive: bool
+    chat_id: int = 0
+    language_code: str | None = None
+    history_file: Path | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _lang: str = field(default="en", init=False)
+    _stopping: bool = field(default=False, init=False)  # Ctrl-C stopped an answer; next leaves
+
+    def __post_init__(self) -> None:
+        self._lang = normalize_lang(self.language_code)
 
     def message(self, line: str) -> Inbound | None:
         """The inbound message for one input line (None for blank lines)."""
