@@ -144,7 +144,12 @@ class SendVideo:
 
 
 class DeliveryFailed(Exception):
-    """Neither the video nor a link to it reached the user (it may later)."""
+    """Neither the video nor a link to it reached the user. It may later, unless
+    `permanent` (the user blocked the bot, or the chat is gone)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,12 @@ def full_state(chat_id: int = 42) -> ChatState:
         lang_locked=True,
         pending=[
             PendingExport(
-                render_id="render_1", started_at=1.5, lang="zh", progress_ref="p", draft_key="k1"
+                render_id="render_1",
+                started_at=1.5,
+                lang="zh",
+                progress_ref="p",
+                draft_key="k1",
+                rounds=2,
             )
         ],
         last_draft={"t": [{"tt": 0, "sg": [{"d": 5000}]}]},

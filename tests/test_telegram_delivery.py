@@ -137,6 +137,78 @@ async def test_an_export_nothing_reached_stays_pending_until_delivered(
     assert render_id
 
 
+def rendered_posts(bot: TgHarness, chat_id: int) -> list[str]:
+    """Every new message (sent or refused) announcing a finished render."""
+    return [
+        str(c.params.get("text"))
+        for c in bot.api.calls_of("sendMessage")
+        if c.params.get("chat_id") == chat_id and "✅" in str(c.params.get("text"))
+    ]
+
+
+async def test_a_render_is_announced_once_however_often_its_delivery_is_tried(
+    make_bot: HarnessFactory,
+) -> None:
+    bot = await make_bot(telegram_video_retry_s=1, sweep_interval_s=0.5)
+    api = bot.api
+    ann = bot.user(1705)
+    await project_ready(bot, ann)
+    api.send_command(ann, "export")
+    await bot.text_with(ann.id, "Rendering")
+    api.fail("sendVideo", 502, "Bad Gateway", times=10_000)
+    api.fail("sendMessage", 502, "Bad Gateway", times=10_000)
+
+    def link_tries() -> int:
+        return sum(
+            "url" in str(c.params.get("reply_markup"))
+            for c in api.calls_of("sendMessage", ok=False)
+        )
+
+    await api.wait_for(lambda: link_tries() >= 1, 60, "a delivery round")
+    await bot.restart()  # a process that never showed the render's progress line
+    await api.wait_for(lambda: link_tries() >= 3, 60, "two more delivery rounds")
+    api.clear_failures()
+    await api.wait_for(
+        lambda: api.videos(ann.id) + link_messages(bot, ann.id), 60, "the video or its link"
+    )
+    await no_pending(bot, ann.id)
+    assert rendered_posts(bot, ann.id) == [], "the render is announced once, not per round"
+
+
+async def test_a_user_who_blocked_the_bot_gets_the_video_when_they_ask_again(
+    make_bot: HarnessFactory,
+) -> None:
+    """A blocked bot cannot reach its user: the export is not tried every few minutes for
+    ever. The video is kept, and a later /export sends it without a new render."""
+    bot = await make_bot(telegram_video_retry_s=1, sweep_interval_s=0.5)
+    api = bot.api
+    ann = bot.user(1706)
+    await project_ready(bot, ann)
+    api.send_command(ann, "export")
+    await bot.text_with(ann.id, "Rendering")
+    blocked = "Forbidden: bot was blocked by the user"
+    for method in ("sendVideo", "sendMessage", "editMessageText", "sendChatAction"):
+        api.fail(method, 403, blocked, times=10_000)
+
+    def link_refused() -> bool:
+        return any(
+            "url" in str(c.params.get("reply_markup"))
+            for c in api.calls_of("sendMessage", ok=False)
+        )
+
+    await api.wait_for(link_refused, 60, "the video and its link refused")
+    await no_pending(bot, ann.id)
+    tries = len(api.calls_of("sendVideo"))
+    await asyncio.sleep(3)  # several sweeps
+    assert len(api.calls_of("sendVideo")) == tries, "a blocked user is not tried again"
+    renders = sum("Rendering" in text for text in api.texts(ann.id))
+    api.clear_failures()  # the user unblocks the bot
+    api.send_command(ann, "export")
+    (video,) = await api.wait_for(lambda: api.videos(ann.id), 30, "the kept video")
+    assert video.media_bytes
+    assert sum("Rendering" in text for text in api.texts(ann.id)) == renders, "no new render"
+
+
 async def test_a_video_is_sent_with_its_length_size_and_streaming(
     make_bot: HarnessFactory,
 ) -> None:

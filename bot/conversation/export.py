@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from backend import BackendUnavailable, NemoApi, NemoError, RateLimited, RenderStatus, is_exportable
@@ -28,6 +28,10 @@ from router import ExportOptions
 __all__ = ["Exports"]
 
 log = logging.getLogger("bot.conversation")
+
+# Delivery rounds (each `TELEGRAM_VIDEO_RETRY_S` of tries, then the link) before a video
+# nothing reached is only kept for the chat's next /export.
+_DELIVERY_ROUNDS = 12
 
 
 @dataclass(eq=False)
@@ -132,9 +136,8 @@ class Exports:
                 # Closing the progress line is an edit, harmless to repeat.
                 if job is not None and job.status is RenderStatus.COMPLETED and job.url:
                     if await self._end(turn, render_id, "completed"):
-                        done = t("export_done", lang, elapsed=elapsed)
-                        await turn.out.send(Progress(ref, done, done=True))
-                        await self._deliver(turn, pending, job.url)
+                        done = Progress(ref, t("export_done", lang, elapsed=elapsed), done=True)
+                        await self._deliver(turn, pending, job.url, done)
                     return
                 if job is not None and job.status is RenderStatus.FAILED:
                     await turn.out.send(Progress(ref, t("export_failed_line", lang), done=True))
@@ -175,12 +178,12 @@ class Exports:
         finally:
             self.metrics.exports_pending.dec()
 
-    async def _deliver(self, turn: Turn, pending: PendingExport, url: str) -> None:
+    async def _deliver(self, turn: Turn, pending: PendingExport, url: str, done: Progress) -> None:
         """Send the video of an export this job removed from the store. When neither the
-        video nor its link arrived, the export goes back into the store, to be sent again
-        later (by the sweep, in this process or another)."""
+        video nor its link arrived, or the job is stopped before it did, the export goes
+        back into the store, to be sent again later (by the sweep, in this process or
+        another)."""
         lang = turn.lang
-        render_id = pending.render_id
         timeline = timeline_of(turn.state.last_draft)
         canvas = timeline.canvas
         video = SendVideo(
@@ -193,17 +196,33 @@ class Exports:
             lang=lang,
         )
         try:
+            if not pending.rounds:  # the render is announced once, not on each round
+                await turn.out.send(done)
             await turn.out.send(video)
         except DeliveryFailed as exc:
-            log.warning(
-                "video not delivered, kept to send again: %s",
-                exc,
-                extra={"chat_id": turn.chat_id, "render_id": render_id},
-            )
-            self.metrics.exports.labels("undelivered").inc()
-            await self.states.add_pending(turn, pending)
+            await self._undelivered(turn, pending, url, exc)
             return
+        except BaseException:  # stopped (shutdown, a lapsed lock): kept for the next job
+            kept = replace(pending, rounds=pending.rounds + 1)
+            await asyncio.shield(self.states.add_pending(turn, kept))
+            raise
         await self._remember_video(turn, url, pending.draft_key)
+
+    async def _undelivered(
+        self, turn: Turn, pending: PendingExport, url: str, exc: DeliveryFailed
+    ) -> None:
+        """Kept to send again; after `_DELIVERY_ROUNDS`, or at once for a user who blocked
+        the bot, kept only as the chat's last video, which the next /export sends."""
+        extra = {"chat_id": turn.chat_id, "render_id": pending.render_id}
+        rounds = pending.rounds + 1
+        if exc.permanent or rounds >= _DELIVERY_ROUNDS:
+            log.warning("video not delivered, kept for the next export: %s", exc, extra=extra)
+            self.metrics.exports.labels("undeliverable").inc()
+            await self._remember_video(turn, url, pending.draft_key, delivered=False)
+            return
+        log.warning("video not delivered, kept to send again: %s", exc, extra=extra)
+        self.metrics.exports.labels("undelivered").inc()
+        await self.states.add_pending(turn, replace(pending, rounds=rounds))
 
     async def _stop_starting(
         self, api: NemoApi, turn: Turn, ref: str, starting: asyncio.Future[Any]
@@ -219,9 +238,12 @@ class Exports:
         await safe_send(turn.out, SendText(t("export_cancelled", turn.lang)))
         turn.rt.cancel_reported = True
 
-    async def _remember_video(self, turn: Turn, url: str, key: str | None) -> None:
+    async def _remember_video(
+        self, turn: Turn, url: str, key: str | None, *, delivered: bool = True
+    ) -> None:
         if key is not None:
-            await self.states.set_last_video(turn, {"url": url, "draft": key})
+            video = {"url": url, "draft": key} | ({} if delivered else {"undelivered": "1"})
+            await self.states.set_last_video(turn, video)
 
     async def _offer_last_video(self, turn: Turn, key: str) -> bool:
         """An unchanged project's video again instead of a new render, once: asked again
@@ -230,10 +252,11 @@ class Exports:
         if not video or video.get("draft") != key or video.get("offered"):
             return False
         await self.states.set_last_video(turn, {**video, "offered": "1"})
+        caption = "export_caption" if video.get("undelivered") else "export_unchanged"
         await turn.out.send(
             SendVideo(
                 url=video["url"],
-                caption=t("export_unchanged", turn.lang),
+                caption=t(caption, turn.lang),
                 buttons=(button("new", turn.lang), button("credits", turn.lang)),
             )
         )

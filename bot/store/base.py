@@ -43,6 +43,7 @@ class PendingExport:
     lang: str = "en"
     progress_ref: str | None = None
     draft_key: str | None = None  # the version of the project rendered
+    rounds: int = 0  # delivery rounds that reached nobody
 
 
 @dataclass
@@ -137,6 +138,7 @@ def decode_pending(chat_id: int, raw: str | bytes) -> PendingExport | None:
             lang=str(body.get("lang") or "en"),
             progress_ref=_opt_str(body.get("progress_ref")),
             draft_key=_opt_str(body.get("draft_key")),
+            rounds=int(body.get("rounds") or 0),
         )
     except (ValueError, TypeError, KeyError, AttributeError):
         log.warning("pending export unreadable, ignoring it", extra={"chat_id": chat_id})

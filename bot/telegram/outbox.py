@@ -30,7 +30,7 @@ import httpx
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Message
 from telegram.constants import ChatAction as TgChatAction
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from backend import MIB
 from bot.io import (
@@ -596,7 +596,7 @@ class TelegramOutbox:
             await self._send_message(text, html=False, buttons=buttons)
         except TelegramError as exc:
             self._r.stats.error(type(exc).__name__)
-            raise DeliveryFailed(exc.message) from exc
+            raise DeliveryFailed(exc.message, permanent=isinstance(exc, Forbidden)) from exc
         log.info("video sent as a link", extra={"chat_id": self.chat_id})
 
     async def _thumbnail(self, source: str | None) -> InputFile | None:
