@@ -192,12 +192,42 @@ _CONTENT_MAJORS: dict[FileKind, frozenset[str]] = {
 def content_is(kind: FileKind, data: bytes) -> bool:
     """Whether the bytes are, by their magic numbers, the kind of file the name said:
     an empty file or a text file renamed `.jpg` is nothing the service can use."""
+    major = _major_type(data)
+    return major is not None and major in _CONTENT_MAJORS[kind]
+
+
+# Atoms a QuickTime file written before `ftyp` existed may start with.
+_QUICKTIME_ATOMS = frozenset((b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"))
+
+
+def _major_type(data: bytes) -> str | None:
+    """`image`, `video` or `audio` by content: filetype's guess, then what it misses
+    (an MP3 frame with a CRC or of MPEG-2.5, a Matroska DocType whose size takes more
+    than one byte, QuickTime without `ftyp`). An MP3 guess needs a valid frame header,
+    as filetype takes any two bytes of sync for one."""
     if not data:
-        return False
+        return None
     guess = filetype.guess(data)
-    if guess is None:
+    if guess is not None:
+        mime = str(guess.mime)
+        if mime == "audio/mpeg" and not data.startswith(b"ID3"):
+            return "audio" if _mpeg_audio_frame(data) else None
+        return mime.split("/", 1)[0]
+    if data.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: Matroska and WebM
+        return "video"
+    if data[4:8] in _QUICKTIME_ATOMS:
+        return "video"
+    return "audio" if _mpeg_audio_frame(data) else None
+
+
+def _mpeg_audio_frame(data: bytes) -> bool:
+    """An MPEG audio frame header: 11 bits of sync, then no reserved version, layer,
+    bitrate or sample rate."""
+    if len(data) < 4 or data[0] != 0xFF or data[1] & 0xE0 != 0xE0:
         return False
-    return str(guess.mime).split("/", 1)[0] in _CONTENT_MAJORS[kind]
+    version, layer = (data[1] >> 3) & 3, (data[1] >> 1) & 3
+    bitrate, rate = data[2] >> 4, (data[2] >> 2) & 3
+    return version != 1 and layer != 0 and bitrate not in (0, 15) and rate != 3
 
 
 def _mb(size: int) -> str:
