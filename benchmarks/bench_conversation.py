@@ -15,7 +15,6 @@ import asyncio
 import logging
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,14 +27,15 @@ sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import BlockingConnectionPool, Redis  # noqa: E402
 from results import machine, now, write_section  # noqa: E402
+from services import Recorder, simulator_process  # noqa: E402
 
 from bot.app import build_app  # noqa: E402
 from bot.conversation import MAX_QUEUED  # noqa: E402
-from bot.io import Inbound, Outbound, SendText, Stream  # noqa: E402
+from bot.io import Inbound, SendText, Stream  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.store import ChatStore, RedisChatStore  # noqa: E402
 from bot.store.embedded import EmbeddedRedis  # noqa: E402
-from tests.redis_server import RedisProcess, answers  # noqa: E402
+from tests.redis_server import reachable_redis  # noqa: E402
 
 ROUNDS = 300
 CHAT_ROUNDS = 60
@@ -43,29 +43,6 @@ CHATS = 200
 # As many as the inbox takes: whether the first has left it for the worker when the last
 # arrives depends on scheduling, and a message past the bound is refused (tested elsewhere).
 FLOOD = MAX_QUEUED
-
-SIM = r"""
-import asyncio, sys
-from backend.sim import SimConfig, Simulator
-
-async def main():
-    sim = Simulator(SimConfig(chunk_delay_s=0, edit_seconds=0, generate_seconds=0,
-                              no_text_every=0, keepalive_every_s=60, initial_credits=10**9))
-    print(await sim.start(), flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
-
-
-class Sink:
-    """A do-nothing outbox that keeps what a test of order needs."""
-
-    def __init__(self) -> None:
-        self.ops: list[Outbound] = []
-
-    async def send(self, op: Outbound) -> None:
-        self.ops.append(op)
 
 
 def ms(values: list[float]) -> tuple[float, float]:
@@ -77,7 +54,7 @@ def ms(values: list[float]) -> tuple[float, float]:
 async def measure(base_url: str, store: ChatStore, label: str) -> dict[str, Any]:
     settings = load_settings(nemo_api_base=base_url, nemo_token=None, redis_url=None)
     app = build_app(settings, "terminal", store=store)
-    conv, out = app.conversation, Sink()
+    conv, out = app.conversation, Recorder()
     chat = 1_000_000 + hash(label) % 1000
     await conv.handle(Inbound(chat, chat, "/start"), out)
     await conv.handle(Inbound(chat, chat, "make a 3 second video of the sea"), out)
@@ -109,13 +86,15 @@ async def measure(base_url: str, store: ChatStore, label: str) -> dict[str, Any]
 
     # Many chats at once: each asks for its credits.
     chats = [2_000_000 + i for i in range(CHATS)]
-    await asyncio.gather(*(conv.handle(Inbound(c, c, "/credits"), Sink()) for c in chats))
+    await asyncio.gather(*(conv.handle(Inbound(c, c, "/credits"), Recorder()) for c in chats))
     started = time.perf_counter()
-    await asyncio.gather(*(conv.handle(Inbound(c, c, "how many credits"), Sink()) for c in chats))
+    await asyncio.gather(
+        *(conv.handle(Inbound(c, c, "how many credits"), Recorder()) for c in chats)
+    )
     parallel = time.perf_counter() - started
 
     # One chat flooded: every message answered at once, then run one by one in order.
-    flood_chat, flood_out = 3_000_000, Sink()
+    flood_chat, flood_out = 3_000_000, Recorder()
     await conv.handle(Inbound(flood_chat, flood_chat, "/start"), flood_out)
     mark = len(flood_out.ops)
     started = time.perf_counter()
@@ -142,12 +121,7 @@ async def measure(base_url: str, store: ChatStore, label: str) -> dict[str, Any]
     }
 
 
-async def run_all(base_url: str) -> list[dict[str, Any]]:
-    redis_proc: RedisProcess | None = None
-    url = "redis://127.0.0.1:6379/0"
-    if not answers(url):
-        redis_proc = RedisProcess().start()
-        url = redis_proc.url
+async def run_all(base_url: str, url: str) -> list[dict[str, Any]]:
     # As the bot builds it (bot/app.py): callers wait for a connection rather than fail.
     redis = Redis(connection_pool=BlockingConnectionPool.from_url(url, max_connections=64))
     namespace = f"nemobot-bench:{uuid.uuid4().hex[:8]}"
@@ -166,20 +140,12 @@ async def run_all(base_url: str) -> list[dict[str, Any]]:
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
-        if redis_proc is not None:
-            redis_proc.stop()
 
 
 def main() -> None:
     logging.basicConfig(level=logging.ERROR)
-    sim = subprocess.Popen([sys.executable, "-c", SIM], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert sim.stdout is not None
-        base_url = sim.stdout.readline().strip()
-        results = asyncio.run(run_all(base_url))
-    finally:
-        sim.terminate()
-        sim.wait(10)
+    with reachable_redis() as url, simulator_process() as base_url:
+        results = asyncio.run(run_all(base_url, url))
     write(results)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import subprocess
 import sys
 import time
 import uuid
@@ -25,40 +24,18 @@ sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import BlockingConnectionPool, Redis  # noqa: E402
 from results import machine, now, write_section  # noqa: E402
+from services import Recorder, simulator_process  # noqa: E402
 
 from bot.app import build_app  # noqa: E402
-from bot.io import Inbound, Outbound, Stream  # noqa: E402
+from bot.io import Inbound, Stream  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.store import RedisChatStore  # noqa: E402
-from tests.redis_server import RedisProcess, answers  # noqa: E402
+from tests.redis_server import reachable_redis  # noqa: E402
 
 CHATS = 50_000
 WARM = 5_000
 AT_ONCE = 100
 TEXT = "make a 3 second video of a lighthouse at night"
-
-SIM = r"""
-import asyncio
-from backend.sim import SimConfig, Simulator
-
-async def main():
-    sim = Simulator(SimConfig(chunk_delay_s=0, edit_seconds=0, generate_seconds=0,
-                              no_text_every=0, keepalive_every_s=60, initial_credits=10**9))
-    print(await sim.start(), flush=True)
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
-
-
-class Screen:
-    """One chat's front end: keeps the streamed answer, as a real front end does."""
-
-    def __init__(self) -> None:
-        self.ops: list[Outbound] = []
-
-    async def send(self, op: Outbound) -> None:
-        self.ops.append(op)
 
 
 def rss_mib() -> float:
@@ -79,7 +56,7 @@ async def soak(base_url: str, redis_url: str) -> dict[str, float]:
 
     async def chat(chat_id: int) -> None:
         nonlocal answered
-        screen = Screen()
+        screen = Recorder()
         await conv.handle(Inbound(chat_id, chat_id, TEXT, language_code="en"), screen)
         if any(isinstance(op, Stream) and op.final for op in screen.ops):
             answered += 1
@@ -105,20 +82,8 @@ async def soak(base_url: str, redis_url: str) -> dict[str, float]:
 
 def main() -> None:
     logging.basicConfig(level=logging.ERROR)
-    redis_proc: RedisProcess | None = None
-    redis_url = "redis://127.0.0.1:6379/0"
-    if not answers(redis_url):
-        redis_proc = RedisProcess().start()
-        redis_url = redis_proc.url
-    sim = subprocess.Popen([sys.executable, "-c", SIM], stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert sim.stdout is not None
-        marks = asyncio.run(soak(sim.stdout.readline().strip(), redis_url))
-    finally:
-        sim.terminate()
-        sim.wait(10)
-        if redis_proc is not None:
-            redis_proc.stop()
+    with reachable_redis() as redis, simulator_process() as base_url:
+        marks = asyncio.run(soak(base_url, redis))
     growth = marks["end"] / marks["warm"] - 1
     verdict = "met" if growth <= 0.10 else "NOT MET"
     print(

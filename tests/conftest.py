@@ -11,7 +11,8 @@ import pytest
 from redis.asyncio import Redis, RedisCluster
 
 from bot.store import RedisChatStore
-from tests.redis_server import ClusterProcesses, RedisProcess, answers
+from tests.conversation_fixtures import HarnessFactory, harnesses
+from tests.redis_server import ClusterProcesses, RedisProcess, free_port, reachable_redis
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,19 +31,8 @@ def data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """REDIS_URL if set, else the local server if it answers, else a throwaway server."""
-    configured = os.environ.get("REDIS_URL")
-    if configured:
-        yield configured
-        return
-    local = "redis://127.0.0.1:6379/0"
-    if answers(local):
-        yield local
-        return
-    server = RedisProcess().start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with reachable_redis(os.environ.get("REDIS_URL")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -65,6 +55,25 @@ async def redis_client(redis_url: str, namespace: str) -> AsyncIterator[Redis]:
 @pytest.fixture
 def redis_store(redis_client: Redis, namespace: str) -> RedisChatStore:
     return RedisChatStore(redis_client, namespace)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisProcess]:
+    """A server for this test alone, for faults that would reach every client of a shared
+    one (writes paused, the server stalled or killed). It keeps an append-only file, so
+    what it acknowledged outlives a kill and start."""
+    server = RedisProcess(port=free_port(), persistent=True).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
+    """Conversations on the simulator and the test's Redis namespace, closed after."""
+    async with harnesses(redis_store) as factory:
+        yield factory
 
 
 @pytest.fixture(scope="session")

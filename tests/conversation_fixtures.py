@@ -235,6 +235,12 @@ async def harnesses(default_store: ChatStore) -> AsyncIterator[HarnessFactory]:
             await sim.stop()
 
 
+def assert_clean(texts: list[str]) -> None:
+    """Nothing raw reaches the user: no traceback, JSON or token."""
+    for text in texts:
+        assert "Traceback" not in text and '{"' not in text and "nmv_" not in text, text
+
+
 def quick_sim_config(**overrides: Any) -> SimConfig:
     """A simulator that answers in milliseconds and renders in about a second."""
     values: dict[str, Any] = {

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -52,6 +54,23 @@ def answers(url: str) -> bool:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
     except (redis.RedisError, OSError):
         return False
+
+
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+@contextmanager
+def reachable_redis(configured: str | None = None) -> Iterator[str]:
+    """`configured` if given, else the local server if it answers, else a throwaway server
+    for the block; yields its URL."""
+    if configured or answers(LOCAL_REDIS):
+        yield configured or LOCAL_REDIS
+        return
+    server = RedisProcess().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 class RedisProcess:

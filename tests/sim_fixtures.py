@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,16 +121,26 @@ class Api:
         sid: str = r.json()["data"]["session_id"]
         return sid
 
+    @staticmethod
+    def chat_body(sid: str, text: str) -> dict[str, Any]:
+        return {
+            "app_name": "nemo_agent",
+            "user_id": "me",
+            "session_id": sid,
+            "new_message": {"role": "user", "parts": [{"text": text}]},
+        }
+
     async def chat_raw(self, sid: str, text: str, token: str | None = None) -> httpx.Response:
         return await self.http.post(
             "/run_sse",
-            json={
-                "app_name": "nemo_agent",
-                "user_id": "me",
-                "session_id": sid,
-                "new_message": {"role": "user", "parts": [{"text": text}]},
-            },
+            json=self.chat_body(sid, text),
             headers={**self.headers(token), "Accept": "text/event-stream"},
+        )
+
+    def chat_stream(self, sid: str, text: str) -> AbstractAsyncContextManager[httpx.Response]:
+        """The agent's answer as it arrives: `async with api.chat_stream(...) as r`."""
+        return self.http.stream(
+            "POST", "/run_sse", json=self.chat_body(sid, text), headers=self.headers()
         )
 
     async def chat(self, sid: str, text: str) -> Stream:

@@ -16,10 +16,13 @@ from bot.settings import Settings, load_settings
 from bot.store import ChatStore
 from bot.telegram import ALLOWED_UPDATES, TelegramConfig, TelegramFront
 from bot.telegram.webhook import WebhookServer, webhook_secret
-from tests.conversation_fixtures import png_bytes
+from bot.texts import t
+from tests.conversation_fixtures import png_bytes, quick_sim_config
 from tests.fake_botapi import BotMessage, FakeBotApi, TgUser
 
 __all__ = ["TgHarness", "free_port", "png_bytes"]
+
+ANIMATE = "animate this photo into a cinematic 5-second video clip"
 
 
 def free_port() -> int:
@@ -134,15 +137,16 @@ def tg_settings(api: FakeBotApi, sim: Simulator, **overrides: Any) -> Settings:
     return load_settings(**values)
 
 
-def quick_sim() -> SimConfig:
-    return SimConfig(
-        render_seconds=2.0,
-        render_pending_s=0.1,
-        chunk_delay_s=0.05,
-        generate_seconds=0.2,
-        no_text_every=0,
-        export_cost=5,
+def quick_sim(**overrides: Any) -> SimConfig:
+    """Answers stream at about the pace of Telegram's edits; renders take two seconds."""
+    return quick_sim_config(
+        **{"render_seconds": 2.0, "chunk_delay_s": 0.05, "generate_seconds": 0.2, **overrides}
     )
+
+
+def slow_stream() -> SimConfig:
+    """An agent that talks slowly enough for a user to act in the middle of its answer."""
+    return quick_sim(chunk_delay_s=0.12, chunk_words=1)
 
 
 HarnessFactory = Callable[..., Awaitable[TgHarness]]
@@ -177,3 +181,42 @@ async def make_bot(redis_store: ChatStore) -> AsyncIterator[HarnessFactory]:
         await harness.stop()
     for server in reversed(servers):
         await server.stop()
+
+
+async def ready(bot: TgHarness, user: TgUser) -> None:
+    """/start, answered through to the welcome."""
+    bot.api.send_command(user, "start")
+    await bot.text_with(user.id, t("welcome", user.language_code)[:12])
+
+
+async def animated_reply(bot: TgHarness, user: TgUser, mark: int) -> BotMessage:
+    """The agent's streamed answer after `mark`, once finished (it carries buttons)."""
+
+    def final_reply() -> BotMessage | None:
+        for m in bot.api.sent(user.id, "text")[mark:]:
+            if m.buttons and len(m.history) > 1:
+                return m
+        return None
+
+    return await bot.api.wait_for(final_reply, 40, "the final streamed reply")
+
+
+async def project_ready(bot: TgHarness, user: TgUser) -> None:
+    """A user with a clip on the timeline, ready to export."""
+    await ready(bot, user)
+    bot.api.send_photo(user, png_bytes())
+    await bot.text_with(user.id, "📥")
+    mark = len(bot.api.sent(user.id))
+    bot.api.send_text(user, ANIMATE)
+    await animated_reply(bot, user, mark)
+
+
+async def bot_with_a_project(
+    make_bot: HarnessFactory, user_id: int, lang: str = "en", **settings_overrides: Any
+) -> tuple[TgHarness, TgUser]:
+    """A bot (settings and `sim_config` as `make_bot` takes them) and a user whose project
+    is ready to export."""
+    bot = await make_bot(**settings_overrides)
+    user = bot.user(user_id, lang)
+    await project_ready(bot, user)
+    return bot, user

@@ -5,7 +5,7 @@ the test may block on the terminal while answers stream."""
 from __future__ import annotations
 
 import asyncio
-import os
+import subprocess
 import sys
 import threading
 import time
@@ -17,27 +17,50 @@ import pexpect
 import pyte
 
 from backend.sim import SimConfig, Simulator
+from tests.process_fixtures import REPO, clean_env
 
-REPO = Path(__file__).resolve().parent.parent
+__all__ = ["REPO", "Terminal", "chat_env", "run_chat", "sim_thread"]
+
 COLS, ROWS = 100, 40
 
 
 def chat_env(home: Path, **extra: str) -> dict[str, str]:
     """A clean environment: no configuration, the data directory under `home`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("NEMO_", "REDIS_", "TELEGRAM_", "LC_", "LANG", "XDG_"))
-    }
-    env |= {
-        "PYTHONPATH": str(REPO),
-        "LANG": "C.UTF-8",
-        "TERM": "xterm",
-        "XDG_DATA_HOME": str(home / "data"),
+    env = clean_env(
+        "LC_",
+        "LANG",
+        "XDG_",
+        LANG="C.UTF-8",
+        TERM="xterm",
+        XDG_DATA_HOME=str(home / "data"),
         # The emulator does not answer cursor-position requests; do not wait for them.
-        "PROMPT_TOOLKIT_NO_CPR": "1",
-    }
+        PROMPT_TOOLKIT_NO_CPR="1",
+    )
     return env | extra
+
+
+def run_chat(
+    lines: list[str], cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`nemobot chat` through pipes, one line of input a message, to its end."""
+    base = clean_env(
+        "LC_",
+        "LANG",
+        "LOG_",
+        LANG="C.UTF-8",
+        PYTHONIOENCODING="utf-8",
+        XDG_DATA_HOME=str(cwd / "data"),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "chat", *args],
+        input="".join(f"{line}\n" for line in lines),
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=base | (env or {}),
+        timeout=90,
+        check=False,
+    )
 
 
 class Terminal:

@@ -358,29 +358,30 @@ async def test_malformed_lines_are_skipped(sim: Simulator, client: NemoClient) -
     assert dirty[-1] == TurnComplete()
 
 
-async def test_quiet_stream_keeps_alive(sim: Simulator) -> None:
-    patient = build_client(ClientConfig(base_url=sim.base_url, chat_read_timeout=0.5))
+async def quiet_chat(
+    sim: Simulator, read_timeout: float, quiet_s: float, keepalive_every_s: float
+) -> list[ChatEvent]:
+    """One turn of an agent quiet for `quiet_s`, sending keep-alives, to a client that
+    waits `read_timeout` for a byte."""
+    client = build_client(ClientConfig(base_url=sim.base_url, chat_read_timeout=read_timeout))
     try:
-        api = await new_api(patient)
+        api = await new_api(client)
         session = await api.create_session("en")
-        sim.set_fault("quiet_stream", session.session_id, seconds=1.5, every=0.2)
-        events = await chat(api, session.session_id, "hello")
+        sim.set_fault("quiet_stream", session.session_id, seconds=quiet_s, every=keepalive_every_s)
+        return await chat(api, session.session_id, "hello")
     finally:
-        await patient.aclose()
+        await client.aclose()
+
+
+async def test_quiet_stream_keeps_alive(sim: Simulator) -> None:
+    events = await quiet_chat(sim, read_timeout=0.5, quiet_s=1.5, keepalive_every_s=0.2)
     assert events.count(KeepAlive()) >= 5
     assert shown(events) and events[-1] == TurnComplete()
 
 
 async def test_quiet_beyond_the_read_timeout_breaks(sim: Simulator) -> None:
-    impatient = build_client(ClientConfig(base_url=sim.base_url, chat_read_timeout=0.3))
-    try:
-        api = await new_api(impatient)
-        session = await api.create_session("en")
-        sim.set_fault("quiet_stream", session.session_id, seconds=2.0, every=1.0)
-        with pytest.raises(StreamBroken):
-            await chat(api, session.session_id, "hello")
-    finally:
-        await impatient.aclose()
+    with pytest.raises(StreamBroken):
+        await quiet_chat(sim, read_timeout=0.3, quiet_s=2.0, keepalive_every_s=1.0)
 
 
 @pytest.mark.parametrize("style", ["details", "plain", "broken"])

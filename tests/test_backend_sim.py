@@ -443,17 +443,7 @@ async def test_partial_chunks_are_streamed_over_time() -> None:
         sid = await api.new_session()
         arrivals: list[float] = []
         start = time.monotonic()
-        async with api.http.stream(
-            "POST",
-            "/run_sse",
-            json={
-                "app_name": "nemo_agent",
-                "user_id": "me",
-                "session_id": sid,
-                "new_message": {"role": "user", "parts": [{"text": "hello"}]},
-            },
-            headers=api.headers(),
-        ) as r:
+        async with api.chat_stream(sid, "hello") as r:
             async for line in r.aiter_lines():
                 if line.startswith("data: "):
                     arrivals.append(time.monotonic() - start)

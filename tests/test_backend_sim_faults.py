@@ -189,17 +189,7 @@ async def test_stream_cut_drops_the_connection_but_the_edit_lands(api: Api) -> N
     api.sim.set_fault("stream_cut", session_id=sid, after=3)
     lines: list[str] = []
     with pytest.raises(httpx.RemoteProtocolError):
-        async with api.http.stream(
-            "POST",
-            "/run_sse",
-            json={
-                "app_name": "nemo_agent",
-                "user_id": "me",
-                "session_id": sid,
-                "new_message": {"role": "user", "parts": [{"text": "add a title 'Cut'"}]},
-            },
-            headers=api.headers(),
-        ) as r:
+        async with api.chat_stream(sid, "add a title 'Cut'") as r:
             assert r.status_code == 200
             async for line in r.aiter_lines():
                 lines.append(line)
@@ -246,17 +236,7 @@ async def test_quiet_stream(api: Api) -> None:
     start = time.monotonic()
     first_event_at = None
     blocks: list[str] = []
-    async with api.http.stream(
-        "POST",
-        "/run_sse",
-        json={
-            "app_name": "nemo_agent",
-            "user_id": "me",
-            "session_id": sid,
-            "new_message": {"role": "user", "parts": [{"text": "hello"}]},
-        },
-        headers=api.headers(),
-    ) as r:
+    async with api.chat_stream(sid, "hello") as r:
         async for line in r.aiter_lines():
             if line:
                 blocks.append(line)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -11,15 +10,8 @@ import pytest
 from backend.sim import sample_mp4
 from bot.conversation.text import export_notes
 from bot.io import Button, Progress, SendText, Stream
-from bot.store import RedisChatStore
 from router import ExportOptions
-from tests.conversation_fixtures import FileStub, HarnessFactory, harnesses, png_bytes
-
-
-@pytest.fixture
-async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
-    async with harnesses(redis_store) as factory:
-        yield factory
+from tests.conversation_fixtures import FileStub, HarnessFactory, png_bytes
 
 
 def credits_of(text: str) -> tuple[int, int, int]:

@@ -4,33 +4,21 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 
 from bot.io import Button
-from bot.store import RedisChatStore
 from tests.conversation_fixtures import (
     FileStub,
     HarnessFactory,
-    harnesses,
+    assert_clean,
     png_bytes,
     quick_sim_config,
 )
+from tests.web_fixtures import serving
 
 MB = 1024 * 1024
-
-
-@pytest.fixture
-async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
-    async with harnesses(redis_store) as factory:
-        yield factory
-
-
-def assert_clean(texts: list[str]) -> None:
-    for text in texts:
-        assert "Traceback" not in text and '{"' not in text and "nmv_" not in text, text
 
 
 async def test_expired_token_is_renewed_silently_and_stored(make_harness: HarnessFactory) -> None:
@@ -287,19 +275,12 @@ async def test_unreadable_answer_has_a_reference_in_the_log(
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", html)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
+    async with serving(app) as html_url:
         h = await make_harness()
         await h.say("/start")
-        h.app.client._base = f"http://127.0.0.1:{port}"  # the service starts answering HTML
+        h.app.client._base = html_url  # the service starts answering HTML
         caplog.set_level(logging.ERROR, logger="bot.conversation")
         texts = await h.say("/credits")
-    finally:
-        await runner.cleanup()
     match = re.fullmatch(
         r"🤔 The video service sent an answer I couldn't read\. Please try again\. "
         r"\(ref ([0-9A-F]{6})\)",

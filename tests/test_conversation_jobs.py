@@ -6,21 +6,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
 from backend import Credentials
+from bot.conversation import MAX_QUEUED
 from bot.io import Progress, SendText, SendVideo, Stream
 from bot.store import PendingExport, RedisChatStore
 from bot.texts import t
-from tests.conversation_fixtures import HarnessFactory, Recorder, harnesses, quick_sim_config
+from tests.conversation_fixtures import Harness, HarnessFactory, Recorder, quick_sim_config
 
 
-@pytest.fixture
-async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
-    async with harnesses(redis_store) as factory:
-        yield factory
+async def export_under_way(h: Harness) -> asyncio.Task[None]:
+    """/export, running until the render shows progress past 0%."""
+    start = len(h.out.ops)
+    job = h.later("/export")
+    await h.out.wait_for(
+        lambda op: isinstance(op, Progress) and "Rendering… " in op.text and "… 0%" not in op.text,
+        start=start,
+    )
+    return job
+
+
+async def busy_chat(make_harness: HarnessFactory) -> tuple[Harness, list[asyncio.Task[None]]]:
+    """A chat whose agent has started a long, quiet answer; the job running it."""
+    h = await make_harness()
+    await h.say("/start")
+    h.sim.set_fault("quiet_stream", seconds=1.0, every=0.2)
+    tasks = [h.later("make a 3 second video of a cat")]
+    await h.out.wait_for(lambda op: isinstance(op, Progress | Stream))
+    return h, tasks
 
 
 def is_text(prefix: str) -> object:
@@ -123,12 +138,7 @@ async def test_nothing_to_cancel(make_harness: HarnessFactory) -> None:
 async def test_cancel_mid_export_cancels_the_render(make_harness: HarnessFactory) -> None:
     h = await make_harness(sim_config=quick_sim_config(render_seconds=30))
     await h.say("make a 5 second video of a bridge")
-    start = len(h.out.ops)
-    job = h.later("/export")
-    await h.out.wait_for(
-        lambda op: isinstance(op, Progress) and "Rendering… " in op.text and "… 0%" not in op.text,
-        start=start,
-    )
+    job = await export_under_way(h)
     pending = (await h.state()).pending
     assert len(pending) == 1
     mark = len(h.out.ops)
@@ -179,12 +189,7 @@ async def test_restart_with_an_export_in_flight(
 ) -> None:
     first = await make_harness(sim_config=quick_sim_config(render_seconds=2.5), lock_ttl_s=1.0)
     await first.say("make a 5 second video of a harbour")
-    start = len(first.out.ops)
-    job = first.later("/export")
-    await first.out.wait_for(
-        lambda op: isinstance(op, Progress) and "Rendering… " in op.text and "… 0%" not in op.text,
-        start=start,
-    )
+    job = await export_under_way(first)
     # The process dies: its jobs stop without a word, its lock is left behind to expire.
     await first.conv.aclose()
     await asyncio.wait_for(job, 5)
@@ -253,13 +258,7 @@ async def test_pending_export_of_another_process_is_cancelled_by_cancel(
 
 
 async def test_a_flooded_chat_refuses_beyond_its_queue(make_harness: HarnessFactory) -> None:
-    from bot.conversation import MAX_QUEUED
-
-    h = await make_harness()
-    await h.say("/start")
-    h.sim.set_fault("quiet_stream", seconds=1.0, every=0.2)
-    tasks = [h.later("make a 3 second video of a cat")]
-    await h.out.wait_for(lambda op: isinstance(op, Progress | Stream))
+    h, tasks = await busy_chat(make_harness)
     mark = len(h.out.ops)
     for i in range(MAX_QUEUED + 1):
         tasks.append(h.later(f'add a title "N{i}"'))
@@ -276,13 +275,7 @@ async def test_a_flooded_chat_refuses_beyond_its_queue(make_harness: HarnessFact
 async def test_a_flood_gets_one_notice_with_its_count_and_one_log_line(
     make_harness: HarnessFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from bot.conversation import MAX_QUEUED
-
-    h = await make_harness()
-    await h.say("/start")
-    h.sim.set_fault("quiet_stream", seconds=1.0, every=0.2)
-    tasks = [h.later("make a 3 second video of a cat")]
-    await h.out.wait_for(lambda op: isinstance(op, Progress | Stream))
+    h, tasks = await busy_chat(make_harness)
     mark = len(h.out.ops)
     caplog.set_level(logging.INFO, logger="bot.conversation")
     acks: list[int] = []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import string
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,9 @@ from bot.io import Inbound, Stream, button_action
 from bot.settings import load_settings
 from bot.store import RedisChatStore
 from bot.texts import TEXTS, fmt_size, fmt_span, t
-from tests.conversation_fixtures import HarnessFactory, harnesses
+from tests.conversation_fixtures import HarnessFactory
 
 MB = 1024 * 1024
-
-
-@pytest.fixture
-async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
-    async with harnesses(redis_store) as factory:
-        yield factory
 
 
 def fields(template: str) -> set[str]:

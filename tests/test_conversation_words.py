@@ -5,22 +5,14 @@ Traditional Chinese."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import opencc
 import pytest
 
 from bot.conversation.text import is_cancel_word, pick_lang
 from bot.io import SendText, Stream
-from bot.store import RedisChatStore
 from bot.texts import LANGS, TEXTS, normalize_lang, script_lang, t
-from tests.conversation_fixtures import Harness, HarnessFactory, harnesses, quick_sim_config
-
-
-@pytest.fixture
-async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
-    async with harnesses(redis_store) as factory:
-        yield factory
+from tests.conversation_fixtures import Harness, HarnessFactory, quick_sim_config
 
 
 def test_stop_words_are_whole_messages_only() -> None:

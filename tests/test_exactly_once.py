@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,15 +16,10 @@ from backend.sim import Simulator
 from bot.io import Progress
 from bot.store import RedisChatStore
 from tests.conversation_fixtures import HarnessFactory, Recorder, harnesses, quick_sim_config
+from tests.process_fixtures import ChatCommand, say
 from tests.redis_proxy import HoldingProxy
-from tests.redis_server import RedisProcess, free_port
-from tests.test_faults import chat_env, until
-
-
-@pytest.fixture
-async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
-    async with harnesses(redis_store) as factory:
-        yield factory
+from tests.redis_server import RedisProcess
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -100,22 +94,13 @@ async def test_cancel_on_another_replica_never_takes_the_chat(
         await b_redis.aclose()
 
 
-@pytest.fixture
-def aof_redis() -> Iterator[RedisProcess]:
-    server = RedisProcess(port=free_port(), persistent=True).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def test_a_video_is_delivered_once_when_redis_dies_mid_export(
-    aof_redis: RedisProcess,
+    own_redis: RedisProcess,
 ) -> None:
     """Redis is killed while a render runs and started again from its append-only file;
     the process that was following the export and the one that resumes it after deliver
     one video between them."""
-    store = RedisChatStore.from_url(aof_redis.url, "nemobot-once")
+    store = RedisChatStore.from_url(own_redis.url, "nemobot-once")
     try:
         async with harnesses(store) as factory:
             first = await factory(sim_config=quick_sim_config(render_seconds=1.5))
@@ -123,9 +108,9 @@ async def test_a_video_is_delivered_once_when_redis_dies_mid_export(
             job = first.later("/export")
             await first.out.wait_for(rendering)
             await until(lambda: first.sim.requests_to("/api/render/proxy/lambda/"))
-            aof_redis.kill()
+            own_redis.kill()
             await asyncio.wait_for(job, 30)  # the render completed while Redis was down
-            aof_redis.start()
+            own_redis.start()
             await until(store.ping)
             second = await factory(sim=first.sim, store=store)
             resumed = Recorder()
@@ -146,34 +131,17 @@ async def test_a_job_that_lost_its_lock_stops_before_its_next_answer(
     the chat over, says nothing more for that job once it runs again (SIGCONT)."""
     chat_id = 4343
     async with Simulator(quick_sim_config()) as sim:
-        env = chat_env(sim.base_url, redis_url, namespace)
-        args = [sys.executable, "-m", "bot", "chat", "--chat-id", str(chat_id), "--lang", "en"]
-        first = await asyncio.create_subprocess_exec(
-            *args,
-            env=env,
-            cwd=tmp_path,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        command = ChatCommand(sim.base_url, redis_url, namespace, tmp_path, chat_id)
+        first = await command.start()
         try:
-            assert first.stdin is not None and first.stdout is not None
+            assert first.stdin is not None
             sim.set_fault("quiet_stream", seconds=4.0, every=0.2)
-            first.stdin.write(b"make a 5 second video of a volcano\n")
-            await first.stdin.drain()
+            await say(first, "make a 5 second video of a volcano")
             await until(lambda: sim.requests_to("/run_sse"))
             first.send_signal(signal.SIGSTOP)
 
-            second = await asyncio.create_subprocess_exec(
-                *args,
-                env=env,
-                cwd=tmp_path,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            taken_over, _ = await asyncio.wait_for(second.communicate(), 60)
-            assert "⚠️ I was restarted while working on" in taken_over.decode()
+            _, taken_over, _ = await command.run()
+            assert "⚠️ I was restarted while working on" in taken_over
 
             first.send_signal(signal.SIGCONT)
             await asyncio.sleep(5.0)  # the stream's answer arrives meanwhile
@@ -196,37 +164,19 @@ async def test_a_message_that_never_reached_the_backend_runs_after_a_crash(
     was asked of the agent: the next process runs it instead of calling it interrupted."""
     chat_id = 4444
     async with Simulator(quick_sim_config()) as sim:
-        env = chat_env(sim.base_url, redis_url, namespace)
-        args = [sys.executable, "-m", "bot", "chat", "--chat-id", str(chat_id), "--lang", "en"]
+        command = ChatCommand(sim.base_url, redis_url, namespace, tmp_path, chat_id)
         sim.set_fault("slow", seconds=30.0, path="/api/auth/anonymous-token")
-        first = await asyncio.create_subprocess_exec(
-            *args,
-            env=env,
-            cwd=tmp_path,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        quiet = asyncio.subprocess.DEVNULL
+        first = await command.start(stdout=quiet, stderr=quiet)
         try:
-            assert first.stdin is not None
-            first.stdin.write(b"make a 5 second video of a meadow\n")
-            await first.stdin.drain()
+            await say(first, "make a 5 second video of a meadow")
             await until(lambda: sim.requests_to("/api/auth/anonymous-token"))
         finally:
             first.kill()
             await first.wait()
         sim.clear_faults()
-        second = await asyncio.create_subprocess_exec(
-            *args,
-            env=env,
-            cwd=tmp_path,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, errors = await asyncio.wait_for(second.communicate(), 60)
-        text = out.decode()
-        assert second.returncode == 0, errors.decode()[-2000:]
+        code, text, errors = await command.run()
+        assert code == 0, errors[-2000:]
         assert "Generated a 5s clip" in text, text
         assert "⚠️" not in text
         assert len(sim.requests_to("/run_sse")) == 1, "the agent got the message once"

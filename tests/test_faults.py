@@ -23,47 +23,20 @@ state is lost. Faults already covered elsewhere are not repeated here (file::tes
 from __future__ import annotations
 
 import asyncio
-import inspect
-import os
 import signal
-import sys
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-
-import pytest
 
 from backend.sim import Simulator, sample_mp4
 from bot.app import build_store
 from bot.io import Progress
 from bot.settings import load_settings
 from bot.store import ChatStore, RedisChatStore
-from tests.conversation_fixtures import HarnessFactory, harnesses, quick_sim_config
-from tests.redis_server import RedisProcess, free_port
+from tests.conversation_fixtures import HarnessFactory, assert_clean, harnesses, quick_sim_config
+from tests.process_fixtures import ChatCommand, read_until, say
+from tests.redis_server import RedisProcess
+from tests.waiting import until
 
-REPO = Path(__file__).resolve().parent.parent
 UNAVAILABLE = "📡 The video service can't be reached right now. Please try again in a few minutes."
-
-
-@pytest.fixture
-async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
-    async with harnesses(redis_store) as factory:
-        yield factory
-
-
-def assert_clean(texts: list[str]) -> None:
-    for text in texts:
-        assert "Traceback" not in text and '{"' not in text and "nmv_" not in text, text
-
-
-async def until(check: Callable[[], object], timeout: float = 10.0) -> None:
-    """Wait for a condition with a deadline (polling, as some conditions live elsewhere);
-    `check` may be a coroutine function."""
-    deadline = time.monotonic() + timeout
-    while not (await result if inspect.isawaitable(result := check()) else result):
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_backend_down_mid_stream_then_back(make_harness: HarnessFactory) -> None:
@@ -142,19 +115,10 @@ async def test_render_that_never_finishes_is_cancelled_at_the_deadline(
 # --- Redis stopped and restarted --------------------------------------------------------
 
 
-@pytest.fixture
-def redis_process() -> Iterator[RedisProcess]:
-    server = RedisProcess(port=free_port(), persistent=True).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def test_redis_stopped_and_restarted_while_the_bot_runs(
-    redis_process: RedisProcess,
+    own_redis: RedisProcess,
 ) -> None:
-    settings = load_settings(redis_url=redis_process.url, redis_namespace="nemobot-faults")
+    settings = load_settings(redis_url=own_redis.url, redis_namespace="nemobot-faults")
     store: ChatStore = build_store(settings)
     try:
         async with harnesses(store) as factory:
@@ -164,7 +128,7 @@ async def test_redis_stopped_and_restarted_while_the_bot_runs(
             saved = await h.state()
             assert saved.session_id and saved.token and saved.last_draft
 
-            redis_process.stop()
+            own_redis.stop()
             mark = len(h.out.ops)
             texts = await asyncio.wait_for(h.say("/credits"), 30)
             texts += await asyncio.wait_for(h.say("make it longer"), 30)
@@ -174,7 +138,7 @@ async def test_redis_stopped_and_restarted_while_the_bot_runs(
             assert_clean(h.out.texts(mark))
             assert not h.sim.requests_to("/run_sse")[1:], "nothing runs without the chat's state"
 
-            redis_process.start()
+            own_redis.start()
             texts = await asyncio.wait_for(h.say("/credits"), 30)
             assert texts[0].startswith("💳 Credits:"), texts
             state = await h.state()
@@ -188,61 +152,18 @@ async def test_redis_stopped_and_restarted_while_the_bot_runs(
 # --- the bot killed with an export in flight --------------------------------------------
 
 
-def chat_env(sim_url: str, redis_url: str, namespace: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("NEMO_", "REDIS_", "TELEGRAM_", "LC_", "LANG"))
-    }
-    return env | {
-        "PYTHONPATH": str(REPO),
-        "LANG": "C.UTF-8",
-        "PYTHONIOENCODING": "utf-8",
-        "NEMO_API_BASE": sim_url,
-        "REDIS_URL": redis_url,
-        "REDIS_NAMESPACE": namespace,
-        "EXPORT_POLL_INTERVAL_S": "0.2",
-        "LOCK_TTL_S": "1",
-    }
-
-
-async def read_until(stream: asyncio.StreamReader, needle: str, timeout: float = 30) -> str:
-    seen = ""
-
-    async def scan() -> str:
-        nonlocal seen
-        while needle not in seen:
-            line = await stream.readline()
-            if not line:
-                raise AssertionError(f"output ended before {needle!r}:\n{seen}")
-            seen += line.decode()
-        return seen
-
-    return await asyncio.wait_for(scan(), timeout)
-
-
 async def test_bot_killed_with_an_export_in_flight(
     redis_url: str, namespace: str, redis_store: RedisChatStore, tmp_path: Path
 ) -> None:
     chat_id = 4242
     async with Simulator(quick_sim_config(render_seconds=3.0)) as sim:
-        env = chat_env(sim.base_url, redis_url, namespace)
-        args = [sys.executable, "-m", "bot", "chat", "--chat-id", str(chat_id), "--lang", "en"]
-        first = await asyncio.create_subprocess_exec(
-            *args,
-            env=env,
-            cwd=tmp_path,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        command = ChatCommand(sim.base_url, redis_url, namespace, tmp_path, chat_id)
+        first = await command.start()
         try:
-            assert first.stdin is not None and first.stdout is not None
-            first.stdin.write(b"make a 5 second video of a harbour\n")
-            await first.stdin.drain()
+            assert first.stdout is not None
+            await say(first, "make a 5 second video of a harbour")
             await read_until(first.stdout, "Generated a 5s clip")
-            first.stdin.write(b"/export\n")
-            await first.stdin.drain()
+            await say(first, "/export")
             await read_until(first.stdout, "🎬 Rendering…")
 
             async def recorded() -> bool:
@@ -258,20 +179,9 @@ async def test_bot_killed_with_an_export_in_flight(
         render_id = state.pending[0].render_id
         assert not sim.requests_to("/cancel")
 
-        second = await asyncio.create_subprocess_exec(
-            *args,
-            "--download-dir",
-            str(tmp_path / "videos"),
-            env=env,
-            cwd=tmp_path,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        stdout, stderr = await asyncio.wait_for(second.communicate(), 60)
-        out = stdout.decode()
-        assert second.returncode == 0, stderr.decode()[-2000:]
-        assert "Traceback" not in out + stderr.decode()
+        code, out, errors = await command.run("--download-dir", str(tmp_path / "videos"))
+        assert code == 0, errors[-2000:]
+        assert "Traceback" not in out + errors
         assert "Here's your video 🎉" in out
         saved = list((tmp_path / "videos").glob("*.mp4"))
         assert len(saved) == 1 and saved[0].read_bytes() == sample_mp4()

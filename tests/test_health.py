@@ -20,7 +20,8 @@ from bot.ops.metrics import Metrics, endpoint_label
 from bot.store import RedisChatStore
 from tests.fake_botapi import FakeBotApi
 from tests.redis_server import RedisProcess, free_port
-from tests.test_replicas import listening, sim_config, start_replica
+from tests.replica_fixtures import listening, sim_config, start_replica, stop_replicas
+from tests.web_fixtures import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,26 +69,20 @@ async def test_httpx_hooks_time_backend_calls() -> None:
     app = web.Application()
     app.router.add_get("/api/credits/balance/simple", ok)
     app.router.add_get("/api/state/nemo_agent/me/{sid}/latest", missing)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
     metrics = Metrics()
-    try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", event_hooks=metrics.httpx_hooks()
-        ) as http:
-            await http.get("/api/credits/balance/simple")
-            await http.get("/api/credits/balance/simple")
-            await http.get("/api/state/nemo_agent/me/123/latest")
-        text = metrics.render().decode()
-        assert (
-            'nemobot_backend_request_seconds_count{endpoint="GET /api/credits/balance/simple",'
-            'outcome="ok"} 2.0' in text
-        )
-        assert 'endpoint="GET /api/state/nemo_agent/me/:id/latest",outcome="404"} 1.0' in text
-    finally:
-        await runner.cleanup()
+    async with (
+        serving(app) as base_url,
+        httpx.AsyncClient(base_url=base_url, event_hooks=metrics.httpx_hooks()) as http,
+    ):
+        await http.get("/api/credits/balance/simple")
+        await http.get("/api/credits/balance/simple")
+        await http.get("/api/state/nemo_agent/me/123/latest")
+    text = metrics.render().decode()
+    assert (
+        'nemobot_backend_request_seconds_count{endpoint="GET /api/credits/balance/simple",'
+        'outcome="ok"} 2.0' in text
+    )
+    assert 'endpoint="GET /api/state/nemo_agent/me/:id/latest",outcome="404"} 1.0' in text
 
 
 async def test_backend_reachability_for_readiness() -> None:
@@ -165,9 +160,4 @@ async def test_the_compose_healthcheck_passes_a_live_bot_and_fails_a_stuck_one(
             assert await healthcheck() == 0
         finally:
             replica.process.send_signal(signal.SIGCONT)
-            replica.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(replica.process.communicate(), 30)
-            except TimeoutError:
-                replica.process.kill()
-                await replica.process.wait()
+            await stop_replicas([replica])

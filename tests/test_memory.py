@@ -6,22 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator
-
-import pytest
 
 from bot.conversation.state import ChatRuntime
-from bot.store import RedisChatStore
-from tests.conversation_fixtures import HarnessFactory, Recorder, harnesses
+from tests.conversation_fixtures import HarnessFactory, Recorder
 
 # At once: within the test Redis client's 100 connections (the bot's own pool waits instead).
 CHATS = 40
-
-
-@pytest.fixture
-async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
-    async with harnesses(redis_store) as factory:
-        yield factory
 
 
 def alive(kind: type) -> int:

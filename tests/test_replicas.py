@@ -9,34 +9,21 @@ living replica delivers the export.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
 from redis.asyncio import Redis, RedisCluster
 
-from backend.sim import SimConfig, Simulator
-from tests.fake_botapi import BotMessage, FakeBotApi, TgUser
-from tests.telegram_fixtures import free_port
+from backend.sim import Simulator
+from tests.fake_botapi import FakeBotApi, TgUser
+from tests.replica_fixtures import Replica, balanced, sim_config, title_answer
+from tests.waiting import until
 
-LOCK_TTL_S = 2.0
 EDITS = 4  # per chat: two before the kill, two after
-
-
-@dataclass
-class Replica:
-    port: int
-    process: asyncio.subprocess.Process
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/tg/hook"
 
 
 @dataclass
@@ -57,60 +44,6 @@ class Cluster:
         return " ".join(x.decode() for x in [*items, *([running] if running else [])])
 
 
-def sim_config() -> SimConfig:
-    return SimConfig(
-        render_seconds=5.0,
-        render_pending_s=0.1,
-        chunk_delay_s=0.01,
-        generate_seconds=0.2,
-        no_text_every=0,
-        export_cost=5,
-    )
-
-
-async def start_replica(
-    api: FakeBotApi, sim: Simulator, redis_url: str, ns: str, **env_extra: str
-) -> Replica:
-    port = free_port()
-    env = {
-        **os.environ,
-        "TELEGRAM_BOT_TOKEN": api.token,
-        "TELEGRAM_API_BASE": api.base_url,
-        "TELEGRAM_FILE_BASE": api.base_file_url,
-        "NEMO_API_BASE": sim.base_url,
-        "REDIS_URL": redis_url,
-        "REDIS_NAMESPACE": ns,
-        "LOCK_TTL_S": str(LOCK_TTL_S),
-        "SWEEP_INTERVAL_S": "0.5",
-        "EXPORT_POLL_INTERVAL_S": "0.2",
-        "ALLOW_PRIVATE_DOWNLOADS": "true",
-        "RATE_LIMIT_WAIT_S": "0.05",
-        "LOG_LEVEL": "WARNING",
-        "WEBHOOK_LISTEN": "127.0.0.1",
-        **env_extra,
-    }
-    env.pop("NEMO_TOKEN", None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "run",
-        "--webhook",
-        f"http://127.0.0.1:{port}/tg/hook",
-        "--port",
-        str(port),
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    return Replica(port, process)
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 @pytest.fixture(params=["redis", "redis-cluster"])
 async def cluster(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Cluster]:
     """Three replicas on one Redis, or on a real three-master Redis Cluster."""
@@ -122,42 +55,14 @@ async def cluster(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterat
     else:
         redis = Redis.from_url(redis_url)
     async with FakeBotApi(webhook_retry_s=0.05) as api, Simulator(sim_config()) as sim:
-        ports = []
-        made = Cluster(api, sim, redis, f"{ns}:{api.bot_id}")
         try:
-            for _ in range(3):
-                replica = await start_replica(api, sim, redis_url, ns)
-                made.replicas.append(replica)
-                ports.append(replica.port)
-            api.balance([r.url for r in made.replicas])
-            await api.wait_for(lambda: all(listening(p) for p in ports), 60, "three replicas")
-            yield made
+            async with balanced(api, sim, [redis_url] * 3, ns) as replicas:
+                yield Cluster(api, sim, redis, f"{ns}:{api.bot_id}", replicas)
         finally:
-            for replica in made.replicas:
-                if replica.process.returncode is None:
-                    replica.process.send_signal(signal.SIGTERM)
-            for replica in made.replicas:
-                try:
-                    await asyncio.wait_for(replica.process.communicate(), 30)
-                except TimeoutError:
-                    replica.process.kill()
-                    await replica.process.wait()
             keys = [k async for k in redis.scan_iter(match=f"{ns}:*", count=500)]
             for key in keys:
                 await redis.delete(key)
             await redis.aclose()
-
-
-def title_answer(api: FakeBotApi, chat_id: int, n: int) -> list[BotMessage]:
-    """The answers to "add a title saying Tn": the finished reply (it carries buttons), or
-    the notice that the replica running it was stopped before it finished."""
-    found = []
-    for message in api.sent(chat_id, "text"):
-        done = f'Added the title "T{n}"' in message.text and bool(message.buttons)
-        interrupted = message.text.startswith("⚠️") and f"saying T{n}”" in message.text
-        if done or interrupted:
-            found.append(message)
-    return found
 
 
 async def send_and_wait_accepted(cluster: Cluster, user: TgUser, text: str) -> None:
@@ -196,13 +101,6 @@ async def chat_sequence(cluster: Cluster, user: TgUser, numbers: range) -> None:
             await send_and_wait_accepted(cluster, user, "/status")
 
 
-async def wait_until(probe: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
 @pytest.mark.timeout(120)
 async def test_three_replicas_lose_nothing_when_one_dies(cluster: Cluster) -> None:
     api = cluster.api
@@ -217,7 +115,7 @@ async def test_three_replicas_lose_nothing_when_one_dies(cluster: Cluster) -> No
     # The other chats go first; their edits are answered before the kill (a job killed in
     # the instant between its answer and its record of it would be reported on top).
     await asyncio.gather(*(chat_sequence(cluster, u, range(1, 3)) for u in others))
-    await wait_until(
+    await until(
         lambda: all(title_answer(api, u.id, n) for u in others for n in range(1, 3)),
         30,
         "the other chats' first edits",
@@ -251,8 +149,8 @@ async def test_three_replicas_lose_nothing_when_one_dies(cluster: Cluster) -> No
     def all_answered() -> bool:
         return all(title_answer(api, u.id, n) for u in everyone for n in range(1, EDITS + 1))
 
-    await wait_until(all_answered, 45, "every edit answered")
-    await wait_until(lambda: api.videos(exporter.id), 30, "the export")
+    await until(all_answered, 45, "every edit answered")
+    await until(lambda: api.videos(exporter.id), 30, "the export")
 
     counts = {
         (u.id, n): len(title_answer(api, u.id, n)) for u in everyone for n in range(1, EDITS + 1)

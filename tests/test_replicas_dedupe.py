@@ -20,14 +20,7 @@ import pytest
 from backend.sim import Simulator
 from tests.fake_botapi import FakeBotApi
 from tests.redis_proxy import HoldingProxy
-from tests.test_replicas import (
-    Replica,
-    listening,
-    sim_config,
-    start_replica,
-    title_answer,
-    wait_until,
-)
+from tests.replica_fixtures import balanced, deliveries_of, settled_answers, sim_config
 
 
 @pytest.mark.timeout(120)
@@ -37,41 +30,21 @@ async def test_a_replica_killed_between_seeing_and_storing_an_update_loses_nothi
     ns = f"nemobot-test:{uuid.uuid4().hex[:12]}"
     proxy = HoldingProxy(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
     proxied = (await proxy.start()).rsplit("/", 1)[0] + "/" + redis_url.rsplit("/", 1)[1]
-    replicas: list[Replica] = []
     async with FakeBotApi(webhook_retry_s=0.05) as api, Simulator(sim_config()) as sim:
         try:
-            first = await start_replica(api, sim, proxied, ns)
-            second = await start_replica(api, sim, redis_url, ns)
-            replicas += [first, second]
-            api.balance([first.url, second.url])
-            await api.wait_for(
-                lambda: all(listening(r.port) for r in replicas) and api.webhook_url,
-                60,
-                "two replicas",
-            )
-            ann = api.user(9400)
-            proxy.hold_next_write(after=1)
-            update = api.send_text(ann, "add a title saying T1")
-            uid = update["update_id"]
-            await asyncio.wait_for(proxy.holding.wait(), 10)
-            first.process.send_signal(signal.SIGKILL)
-            await first.process.wait()
-            proxy.drop()
-            await wait_until(lambda: title_answer(api, ann.id, 1), 30, "the answer")
-            await asyncio.sleep(1.0)
-            answers = title_answer(api, ann.id, 1)
-            deliveries = [(url, status) for u, url, status in api.balanced_deliveries if u == uid]
+            async with balanced(api, sim, [proxied, redis_url], ns) as (first, _):
+                ann = api.user(9400)
+                proxy.hold_next_write(after=1)
+                update = api.send_text(ann, "add a title saying T1")
+                uid = update["update_id"]
+                await asyncio.wait_for(proxy.holding.wait(), 10)
+                first.process.send_signal(signal.SIGKILL)
+                await first.process.wait()
+                proxy.drop()
+                answers = await settled_answers(api, ann.id)
+                deliveries = deliveries_of(api, uid)
         finally:
             await proxy.stop()
-            for replica in replicas:
-                if replica.process.returncode is None:
-                    replica.process.send_signal(signal.SIGTERM)
-            for replica in replicas:
-                try:
-                    await asyncio.wait_for(replica.process.communicate(), 30)
-                except TimeoutError:
-                    replica.process.kill()
-                    await replica.process.wait()
     assert len(answers) == 1, "answered once"
     assert deliveries[0][0] == first.url, "the first replica got the update first"
     assert [s for _, s in deliveries].count(200) == 1, deliveries

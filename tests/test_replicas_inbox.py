@@ -4,27 +4,19 @@ in order, by whichever process holds the chat, files included."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 
 from bot.conversation.inbox import decode_item, encode_item
 from bot.io import Attachment, FileUnreadable, Inbound, SendText, Stream
-from bot.store import RedisChatStore
 from tests.conversation_fixtures import (
     FileStub,
     HarnessFactory,
     Recorder,
-    harnesses,
     png_bytes,
 )
-
-
-@pytest.fixture
-async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
-    async with harnesses(redis_store) as factory:
-        yield factory
 
 
 def test_a_message_survives_the_trip_through_the_store() -> None:

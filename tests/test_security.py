@@ -9,10 +9,8 @@ import asyncio
 import io
 import json
 import logging
-import os
 import re
 import signal
-import subprocess
 import sys
 import time
 import traceback
@@ -32,23 +30,19 @@ from bot.ops.logs import configure
 from bot.store import RedisChatStore
 from bot.telegram import RenderConfig, Renderer
 from bot.telegram.outbox import is_public_address
-from tests.conversation_fixtures import HarnessFactory, harnesses, quick_sim_config
+from tests.conversation_fixtures import HarnessFactory, quick_sim_config
 from tests.fake_botapi import FakeBotApi
+from tests.process_fixtures import clean_env
 from tests.telegram_fixtures import HarnessFactory as BotFactory
 from tests.telegram_fixtures import make_bot  # noqa: F401 - fixture
+from tests.terminal_fixtures import run_chat
+from tests.web_fixtures import serving
 
-REPO = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 TOKEN_SHAPES = re.compile(
     r"nmv_[a-z]+_[0-9A-Za-z]{6}|clm_[0-9A-Za-z]{6}|eyJ[\w-]{6,}\.[\w-]{6,}\.|\d{8,10}:[\w-]{30,}"
 )
 NOISY = ("httpx", "httpcore", "telegram", "telegram.ext.Updater", "aiohttp.access", "hpack")
-
-
-@pytest.fixture
-async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
-    async with harnesses(redis_store) as factory:
-        yield factory
 
 
 @pytest.fixture
@@ -240,28 +234,12 @@ async def test_jwt_shaped_operator_token_never_surfaces(
 
 
 def test_no_secret_in_a_terminal_conversation(tmp_path: Path) -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("NEMO_", "REDIS_", "TELEGRAM_", "LC_", "LANG", "LOG_"))
-    }
-    env |= {
-        "PYTHONPATH": str(REPO),
-        "LANG": "C.UTF-8",
-        "PYTHONIOENCODING": "utf-8",
-        "LOG_LEVEL": "DEBUG",
-        "LOG_JSON": "true",
-    }
     lines = ["/start", "/credits", "make a 5 second video of a lake", "/status", "/export"]
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "chat", "--offline", "-v", "--download-dir", "videos"],
-        input="".join(f"{line}\n" for line in lines),
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=90,
-        check=False,
+    result = run_chat(
+        lines,
+        tmp_path,
+        *("--offline", "-v", "--download-dir", "videos"),
+        env={"LOG_LEVEL": "DEBUG", "LOG_JSON": "true"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Here's your video 🎉" in result.stdout
@@ -425,12 +403,8 @@ async def hostile_files() -> AsyncIterator[str]:
     app.router.add_get("/endless.mp4", endless)
     app.router.add_get("/drip.mp4", drip)
     app.router.add_get("/redirect.mp4", redirect)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+    async with serving(app, shutdown_timeout=0.1) as base_url:
+        yield base_url
 
 
 @pytest.mark.parametrize(("name", "within"), [("endless", 10.0), ("drip", 3.0), ("redirect", 3.0)])
@@ -675,21 +649,20 @@ def test_log_lines_mask_client_ids_and_jwts() -> None:
 
 
 def run_env(api: FakeBotApi, sim_url: str, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("NEMO_", "REDIS_", "TELEGRAM_", "WEBHOOK_", "METRICS_", "LOG_"))
-    }
-    return env | {
-        "PYTHONPATH": str(REPO),
-        "TELEGRAM_BOT_TOKEN": api.token,
-        "TELEGRAM_API_BASE": api.base_url,
-        "TELEGRAM_FILE_BASE": api.base_file_url,
-        "NEMO_API_BASE": sim_url,
-        "LOG_LEVEL": "DEBUG",
-        "LOG_JSON": "true",
-        **extra,
-    }
+    return (
+        clean_env(
+            "WEBHOOK_",
+            "METRICS_",
+            "LOG_",
+            TELEGRAM_BOT_TOKEN=api.token,
+            TELEGRAM_API_BASE=api.base_url,
+            TELEGRAM_FILE_BASE=api.base_file_url,
+            NEMO_API_BASE=sim_url,
+            LOG_LEVEL="DEBUG",
+            LOG_JSON="true",
+        )
+        | extra
+    )
 
 
 async def test_a_rejected_bot_token_is_never_printed(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 
 from backend.sim import Simulator
 from tests.fake_botapi import FakeBotApi
-from tests.test_replicas import listening, sim_config, start_replica, title_answer, wait_until
+from tests.replica_fixtures import listening, sim_config, start_replica, title_answer
+from tests.waiting import until
 
 CHATS = 150
 GRACE_S = 10.0  # stop_grace_period in docker-compose.yml
@@ -48,7 +49,7 @@ async def test_sigterm_with_jobs_in_flight_exits_in_time_and_loses_nothing(
             sim.config.edit_seconds = 120.0
             for user in users:
                 api.send_text(user, "add a title saying T1")
-            await wait_until(lambda: len(sim.requests_to("/run_sse")) == CHATS, 90, "streams")
+            await until(lambda: len(sim.requests_to("/run_sse")) == CHATS, 90, "streams")
             for user in users:
                 api.send_text(user, "add a title saying T2")
 
@@ -80,7 +81,7 @@ async def test_sigterm_with_jobs_in_flight_exits_in_time_and_loses_nothing(
             def every_edit_answered() -> bool:
                 return all(title_answer(api, u.id, n) for u in users for n in (1, 2))
 
-            await wait_until(every_edit_answered, 120, "every edit answered")
+            await until(every_edit_answered, 120, "every edit answered")
             counts = {len(title_answer(api, u.id, n)) for u in users for n in (1, 2)}
             assert counts == {1}, "each edit answered once"
         finally:

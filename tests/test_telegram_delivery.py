@@ -16,25 +16,18 @@ from telegram import Bot
 from backend.sim import sample_mp4
 from bot.io import SendVideo
 from bot.telegram import RenderConfig, Renderer
-from bot.texts import t
 from bot.timeline import timeline_of
 from tests import telegram_fixtures
-from tests.fake_botapi import BotMessage, FakeBotApi, TgUser
-from tests.telegram_fixtures import HarnessFactory, TgHarness, png_bytes, quick_sim
-from tests.test_telegram_e2e import ANIMATE, animated_reply
+from tests.fake_botapi import BotMessage, FakeBotApi
+from tests.telegram_fixtures import (
+    HarnessFactory,
+    TgHarness,
+    bot_with_a_project,
+    project_ready,
+    quick_sim,
+)
 
 make_bot = telegram_fixtures.make_bot
-
-
-async def project_ready(bot: TgHarness, user: TgUser) -> None:
-    """A user with a clip on the timeline, ready to export."""
-    bot.api.send_command(user, "start")
-    await bot.text_with(user.id, t("welcome", user.language_code)[:12])
-    bot.api.send_photo(user, png_bytes())
-    await bot.text_with(user.id, "📥")
-    mark = len(bot.api.sent(user.id))
-    bot.api.send_text(user, ANIMATE)
-    await animated_reply(bot, user, mark)
 
 
 async def pending_renders(bot: TgHarness, chat_id: int) -> list[str]:
@@ -57,10 +50,8 @@ def link_messages(bot: TgHarness, chat_id: int) -> list[BotMessage]:
 async def test_a_video_refused_with_502_three_times_is_delivered(
     make_bot: HarnessFactory,
 ) -> None:
-    bot = await make_bot()
+    bot, ann = await bot_with_a_project(make_bot, 1701)
     api = bot.api
-    ann = bot.user(1701)
-    await project_ready(bot, ann)
     api.fail("sendVideo", 502, "Bad Gateway", times=3)
     api.send_command(ann, "export")
     await bot.text_with(ann.id, "✅ Rendered in", timeout=30)
@@ -95,10 +86,10 @@ async def test_a_video_telegram_keeps_refusing_arrives_as_a_link_in_the_chats_la
 async def test_an_export_nothing_reached_stays_pending_until_delivered(
     make_bot: HarnessFactory,
 ) -> None:
-    bot = await make_bot(telegram_video_retry_s=1, sweep_interval_s=0.5)
+    bot, ann = await bot_with_a_project(
+        make_bot, 1703, telegram_video_retry_s=1, sweep_interval_s=0.5
+    )
     api = bot.api
-    ann = bot.user(1703)
-    await project_ready(bot, ann)
     api.send_command(ann, "export")
     await bot.text_with(ann.id, "Rendering")
     api.fail("sendVideo", 502, "Bad Gateway", times=10_000)
@@ -212,10 +203,8 @@ async def test_a_user_who_blocked_the_bot_gets_the_video_when_they_ask_again(
 async def test_a_video_is_sent_with_its_length_size_and_streaming(
     make_bot: HarnessFactory,
 ) -> None:
-    bot = await make_bot()
+    bot, ann = await bot_with_a_project(make_bot, 1704)
     api = bot.api
-    ann = bot.user(1704)
-    await project_ready(bot, ann)
     api.send_command(ann, "export")
     (video,) = await api.wait_for(lambda: api.videos(ann.id), 40, "the video")
     draft = (await bot.store.load(ann.id)).last_draft
@@ -236,12 +225,8 @@ async def test_a_video_is_sent_with_its_length_size_and_streaming(
 async def test_progress_is_one_message_with_a_bar_and_the_time_left(
     make_bot: HarnessFactory,
 ) -> None:
-    config = quick_sim()
-    config.render_seconds = 6.0
-    bot = await make_bot(sim_config=config)
+    bot, ann = await bot_with_a_project(make_bot, 1705, sim_config=quick_sim(render_seconds=6.0))
     api = bot.api
-    ann = bot.user(1705)
-    await project_ready(bot, ann)
     mark = len(api.sent(ann.id))
     api.send_command(ann, "export")
     await api.wait_for(lambda: api.videos(ann.id), 40, "the video")

@@ -7,17 +7,18 @@ import asyncio
 import itertools
 import time
 
-from backend.sim import SimConfig
 from tests import telegram_fixtures
-from tests.fake_botapi import MB, BotMessage, TgUser
+from tests.fake_botapi import MB, BotMessage
 from tests.telegram_fixtures import (
+    ANIMATE,
     HarnessFactory,
-    TgHarness,
+    animated_reply,
+    bot_with_a_project,
     png_bytes,
     quick_sim,
+    ready,
+    slow_stream,
 )
-
-ANIMATE = "animate this photo into a cinematic 5-second video clip"
 
 make_bot = telegram_fixtures.make_bot
 
@@ -131,29 +132,6 @@ async def test_a_refused_file_does_not_lose_the_rest_of_its_album(
     assert len([t for t in api.texts(ann.id) if "poster.png" in t]) == 1, "deduplicated"
 
 
-def slow_stream() -> SimConfig:
-    """An agent that talks slowly enough for a user to act in the middle of its answer."""
-    config = quick_sim()
-    config.chunk_delay_s = 0.12
-    config.chunk_words = 1
-    return config
-
-
-async def ready(bot: TgHarness, user: TgUser) -> None:
-    bot.api.send_command(user, "start")
-    await bot.text_with(user.id, "I make videos with you")
-
-
-async def animated_reply(bot: TgHarness, user: TgUser, mark: int) -> BotMessage:
-    def final_reply() -> BotMessage | None:
-        for m in bot.api.sent(user.id, "text")[mark:]:
-            if m.buttons and len(m.history) > 1:
-                return m
-        return None
-
-    return await bot.api.wait_for(final_reply, 40, "the final streamed reply")
-
-
 async def test_flood_during_streaming_still_delivers_the_whole_answer(
     make_bot: HarnessFactory,
 ) -> None:
@@ -206,17 +184,8 @@ async def test_cancel_during_a_stream(make_bot: HarnessFactory) -> None:
 async def test_buttons_and_credits_answer_at_once_while_a_job_runs(
     make_bot: HarnessFactory,
 ) -> None:
-    config = quick_sim()
-    config.render_seconds = 6.0
-    bot = await make_bot(sim_config=config)
+    bot, ann = await bot_with_a_project(make_bot, 804, sim_config=quick_sim(render_seconds=6.0))
     api = bot.api
-    ann = bot.user(804)
-    await ready(bot, ann)
-    api.send_photo(ann, png_bytes())
-    await bot.text_with(ann.id, "Got 1 file")
-    mark = len(api.sent(ann.id))
-    api.send_text(ann, ANIMATE)
-    await animated_reply(bot, ann, mark)
     api.send_command(ann, "export")
     await bot.text_with(ann.id, "Rendering")
     mark = len(api.sent(ann.id))
@@ -238,17 +207,8 @@ async def test_buttons_and_credits_answer_at_once_while_a_job_runs(
 
 
 async def test_restart_during_export_delivers_the_video(make_bot: HarnessFactory) -> None:
-    config = quick_sim()
-    config.render_seconds = 4.0
-    bot = await make_bot(sim_config=config)
+    bot, ann = await bot_with_a_project(make_bot, 805, sim_config=quick_sim(render_seconds=4.0))
     api = bot.api
-    ann = bot.user(805)
-    await ready(bot, ann)
-    api.send_photo(ann, png_bytes())
-    await bot.text_with(ann.id, "Got 1 file")
-    mark = len(api.sent(ann.id))
-    api.send_text(ann, ANIMATE)
-    await animated_reply(bot, ann, mark)
     api.send_command(ann, "export")
     await bot.text_with(ann.id, "Rendering")
     first = bot.application

@@ -14,6 +14,7 @@ from telegram import InlineKeyboardMarkup as Markup
 from telegram.error import BadRequest, Conflict, RetryAfter
 
 from tests.fake_botapi import MB, FakeBotApi, ParseError, visible_text
+from tests.web_fixtures import serving
 
 
 @pytest.fixture
@@ -214,13 +215,8 @@ async def test_webhook_delivery_secret_retry_and_conflict(api: FakeBotApi, bot: 
 
     app = web.Application()
     app.router.add_post("/hook", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        await bot.set_webhook(f"http://127.0.0.1:{port}/hook", secret_token="s3cret")
+    async with serving(app) as base_url:
+        await bot.set_webhook(f"{base_url}/hook", secret_token="s3cret")
         with pytest.raises(Conflict):
             await bot.get_updates()
         update = api.send_text(api.user(11), "via webhook")
@@ -233,5 +229,3 @@ async def test_webhook_delivery_secret_retry_and_conflict(api: FakeBotApi, bot: 
         assert info.url.endswith("/hook")
         await bot.delete_webhook()
         assert await bot.get_updates(timeout=0) == ()
-    finally:
-        await runner.cleanup()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from bot.io import Inbound, Outbox, ReaderFor
 from bot.telegram import TelegramConfig, TelegramFront
 from tests import telegram_fixtures
 from tests.fake_botapi import FakeBotApi
+from tests.process_fixtures import clean_env
 from tests.telegram_fixtures import (
     HarnessFactory,
     free_port,
@@ -159,18 +159,16 @@ def test_run_arguments() -> None:
 
 
 async def _run_process(api: FakeBotApi, sim_url: str, *extra: str) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "TELEGRAM_BOT_TOKEN": api.token,
-        "TELEGRAM_API_BASE": api.base_url,
-        "TELEGRAM_FILE_BASE": api.base_file_url,
-        "NEMO_API_BASE": sim_url,
-        "REDIS_URL": "",
-        "DATA_DIR": tempfile.mkdtemp(prefix="nemobot-run-"),
-        "LOG_LEVEL": "WARNING",
-        "WEBHOOK_LISTEN": "127.0.0.1",
-    }
-    env.pop("NEMO_TOKEN", None)
+    env = clean_env(
+        TELEGRAM_BOT_TOKEN=api.token,
+        TELEGRAM_API_BASE=api.base_url,
+        TELEGRAM_FILE_BASE=api.base_file_url,
+        NEMO_API_BASE=sim_url,
+        REDIS_URL="",
+        DATA_DIR=tempfile.mkdtemp(prefix="nemobot-run-"),
+        LOG_LEVEL="WARNING",
+        WEBHOOK_LISTEN="127.0.0.1",
+    )
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

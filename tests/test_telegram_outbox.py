@@ -18,6 +18,7 @@ from bot.io import Button, ChatAction, Progress, SendText, SendVideo, Stream
 from bot.telegram import RenderConfig, Renderer, markdown_to_html, split_text
 from bot.telegram.format import html_is_balanced
 from tests.fake_botapi import MB, BotMessage, FakeBotApi, visible_text
+from tests.web_fixtures import serving
 
 CHAT = 4242
 GROUP = -100777
@@ -169,12 +170,8 @@ async def files() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_route("GET", "/{name}.mp4", video)
     app.router.add_route("HEAD", "/{name}.mp4", video)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+    async with serving(app) as base_url:
+        yield base_url
 
 
 async def test_video_by_url_then_by_file_id(rig: Rig, files: str) -> None:

@@ -12,9 +12,16 @@ import pytest
 
 from tests import telegram_fixtures
 from tests.fake_botapi import BotMessage
-from tests.telegram_fixtures import HarnessFactory, TgHarness, png_bytes
-from tests.test_telegram_delivery import project_ready
-from tests.test_telegram_e2e import ANIMATE, animated_reply, ready, slow_stream
+from tests.telegram_fixtures import (
+    ANIMATE,
+    HarnessFactory,
+    TgHarness,
+    animated_reply,
+    bot_with_a_project,
+    png_bytes,
+    ready,
+    slow_stream,
+)
 
 make_bot = telegram_fixtures.make_bot
 
@@ -56,10 +63,8 @@ async def test_handled_flood_errors_are_one_info_line_and_no_traceback(
 
 
 async def test_an_export_shows_one_upload_indicator_at_a_time(make_bot: HarnessFactory) -> None:
-    bot = await make_bot()
+    bot, ann = await bot_with_a_project(make_bot, 1802)
     api = bot.api
-    ann = bot.user(1802)
-    await project_ready(bot, ann)
     api.send_command(ann, "export")
     await api.wait_for(lambda: api.videos(ann.id), 40, "the video")
     uploads = [at for action, at in api.chat_actions(ann.id) if action == "upload_video"]
@@ -106,10 +111,8 @@ async def test_the_users_own_markdown_characters_stay_literal(make_bot: HarnessF
 async def test_the_agents_editor_instructions_become_telegrams(
     make_bot: HarnessFactory, lang: str, ask: str, parroted: str, instruction: str
 ) -> None:
-    bot = await make_bot()
+    bot, ann = await bot_with_a_project(make_bot, 1805, lang)
     api = bot.api
-    ann = bot.user(1805, lang)
-    await project_ready(bot, ann)
     mark = len(api.sent(ann.id))
     api.send_text(ann, ask)
     reply = await final_reply(bot, ann.id, mark)

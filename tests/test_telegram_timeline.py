@@ -19,8 +19,7 @@ from bot.telegram.pictures import KIND_COLOURS, font_path, timeline_png
 from bot.timeline import Kind, timeline_of
 from tests import telegram_fixtures
 from tests.fake_botapi import BotMessage
-from tests.telegram_fixtures import HarnessFactory
-from tests.test_telegram_delivery import project_ready
+from tests.telegram_fixtures import HarnessFactory, bot_with_a_project
 
 make_bot = telegram_fixtures.make_bot
 
@@ -79,10 +78,8 @@ def photo_bytes(bot_api: Any, message: BotMessage) -> bytes:
 async def test_status_and_its_button_answer_with_the_timeline_picture(
     make_bot: HarnessFactory,
 ) -> None:
-    bot = await make_bot()
+    bot, ann = await bot_with_a_project(make_bot, 1901)
     api = bot.api
-    ann = bot.user(1901)
-    await project_ready(bot, ann)
     for ask in ("add lo-fi background music", "add the title Hello Urban"):
         mark = len(api.sent(ann.id))
         api.send_text(ann, ask)
@@ -106,10 +103,8 @@ async def test_status_and_its_button_answer_with_the_timeline_picture(
 
 
 async def test_a_chinese_chat_gets_chinese_labels(make_bot: HarnessFactory) -> None:
-    bot = await make_bot()
+    bot, li = await bot_with_a_project(make_bot, 1902, "zh")
     api = bot.api
-    li = bot.user(1902, "zh")
-    await project_ready(bot, li)
     mark = len(api.sent(li.id))
     api.send_text(li, "时间线上有什么")
     await api.wait_for(lambda: [m for m in api.sent(li.id)[mark:] if m.kind == "photo"], 20)

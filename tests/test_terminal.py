@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from backend import Credentials
 from backend.sim import sample_mp4
@@ -29,38 +24,8 @@ from bot.terminal import (
 )
 from bot.terminal.render import render_text
 from bot.texts import t
-from tests.conversation_fixtures import HarnessFactory, harnesses, png_bytes
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-async def make_harness(redis_store: RedisChatStore) -> AsyncIterator[HarnessFactory]:
-    async with harnesses(redis_store) as factory:
-        yield factory
-
-
-def run_chat(
-    lines: list[str], cwd: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("NEMO_", "REDIS_", "TELEGRAM_", "LC_", "LANG"))
-    }
-    base |= {"PYTHONPATH": str(REPO), "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
-    base |= {"XDG_DATA_HOME": str(cwd / "data")}
-    base |= env or {}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "chat", *args],
-        input="".join(f"{line}\n" for line in lines),
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=base,
-        timeout=90,
-        check=False,
-    )
+from tests.conversation_fixtures import HarnessFactory, png_bytes
+from tests.terminal_fixtures import run_chat
 
 
 def saved_videos(stdout: str) -> list[Path]:

@@ -40,13 +40,17 @@ def start(terminals: list[Terminal], cwd: Path, url: str, *args: str, **env: str
     return term
 
 
-def test_typing_while_an_answer_streams(
-    tmp_path: Path, slow_sim: str, terminals: list[Terminal]
-) -> None:
+@pytest.fixture
+def mid_answer(tmp_path: Path, slow_sim: str, terminals: list[Terminal]) -> Terminal:
+    """A terminal whose answer is streaming: shown above the prompt, not yet finished."""
     term = start(terminals, tmp_path, slow_sim)
     term.type("make a 5 second video of a pier\r")
-    # The answer is streaming (shown above the prompt, not yet finished) while we type.
     term.wait_for(lambda s: "Done!" in s and "timeline." not in s)
+    return term
+
+
+def test_typing_while_an_answer_streams(mid_answer: Terminal) -> None:
+    term = mid_answer
     term.type("and add some music")
     assert term.last_line() == "› and add some music"
     screen = term.wait_for(lambda s: REPLY in s and "Export → /export" in s)
@@ -62,12 +66,8 @@ def test_typing_while_an_answer_streams(
     term.wait_for(lambda s: s.endswith("› and add some music"))
 
 
-def test_ctrl_c_stops_the_answer_then_leaves(
-    tmp_path: Path, slow_sim: str, terminals: list[Terminal]
-) -> None:
-    term = start(terminals, tmp_path, slow_sim)
-    term.type("make a 5 second video of a pier\r")
-    term.wait_for(lambda s: "Done!" in s and "timeline." not in s)
+def test_ctrl_c_stops_the_answer_then_leaves(mid_answer: Terminal) -> None:
+    term = mid_answer
     term.type("\x03")
     screen = term.wait_for(lambda s: "I stopped following the agent's answer" in s)
     assert "may still finish this edit" in screen and "/status" in screen

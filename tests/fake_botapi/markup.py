@@ -196,25 +196,16 @@ def _markdown(text: str) -> str:
     n = len(text)
     while i < n:
         ch = text[i]
-        if text.startswith("```", i):
-            end = text.find("```", i + 3)
+        mark = "```" if text.startswith("```", i) else ch if ch in "*_`" else ""
+        if mark:
+            end = text.find(mark, i + len(mark))
             if end < 0:
                 raise ParseError(
                     "can't parse entities: Can't find end of the entity starting at byte offset "
                     f"{_offset(text, i)}"
                 )
-            out.append(text[i + 3 : end])
-            i = end + 3
-            continue
-        if ch in "*_`":
-            end = text.find(ch, i + 1)
-            if end < 0:
-                raise ParseError(
-                    "can't parse entities: Can't find end of the entity starting at byte offset "
-                    f"{_offset(text, i)}"
-                )
-            out.append(text[i + 1 : end])
-            i = end + 1
+            out.append(text[i + len(mark) : end])
+            i = end + len(mark)
             continue
         if ch == "[":
             close = text.find("](", i)
