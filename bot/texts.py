@@ -467,10 +467,13 @@ def base_lang(lang: str | None) -> str:
     return "en" if normalize_lang(lang) == "en" else "zh"
 
 
-def script_lang(text: str) -> str:
-    """`zh-hant` when a Chinese text is written mostly in Traditional characters, else `zh`."""
+def script_lang(text: str, neutral: str = "zh") -> str:
+    """`zh-hant` when a Chinese text is written mostly in Traditional characters, `zh` when
+    mostly in Simplified ones, else (你好 reads the same in both) `neutral`."""
     traditional = sum(a != b for a, b in zip(text, _T2S.convert(text), strict=False))
     simplified = sum(a != b for a, b in zip(text, _S2T.convert(text), strict=False))
+    if traditional == simplified:
+        return neutral
     return "zh-hant" if traditional > simplified else "zh"
 
 

@@ -206,3 +206,24 @@ async def test_the_timeline_names_each_clip(make_harness: HarnessFactory) -> Non
     assert "(+1)" not in status
     zh = "\n".join(await h.say("/status", lang="zh"))
     assert "视频：pier (0-5秒)，beach (5-8秒)" in zh, zh
+
+
+@pytest.mark.parametrize("text", ["你好", "好的", "可以", "加一首歌"])
+def test_a_message_both_scripts_write_alike_keeps_the_chats_chinese(text: str) -> None:
+    assert script_lang(text) == "zh" and script_lang(text, "zh-hant") == "zh-hant"
+    for stored, code in (("zh-hant", "zh-tw"), (None, "zh-hant"), ("zh-hant", None)):
+        assert pick_lang(stored=stored, locked=False, language_code=code, text=text) == "zh-hant"
+    assert pick_lang(stored="zh", locked=False, language_code="zh-tw", text=text) == "zh"
+    assert pick_lang(stored=None, locked=False, language_code="en", text=text) == "zh"
+
+
+async def test_a_traditional_chinese_chat_saying_hello_stays_traditional(
+    make_harness: HarnessFactory,
+) -> None:
+    h = await make_harness()
+    await h.say("做一個5秒的碼頭影片", lang="zh-TW")
+    assert (await h.state()).lang == "zh-hant"
+    await h.say("你好", lang="zh-TW")
+    assert (await h.state()).lang == "zh-hant"
+    status = "\n".join(await h.say("/status", lang="zh-TW"))
+    assert "時間線" in status, status

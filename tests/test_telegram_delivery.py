@@ -18,7 +18,7 @@ from bot.io import SendVideo
 from bot.telegram import RenderConfig, Renderer
 from bot.timeline import timeline_of
 from tests import telegram_fixtures
-from tests.fake_botapi import BotMessage, FakeBotApi
+from tests.fake_botapi import ApiCall, BotMessage, FakeBotApi, TgUser
 from tests.telegram_fixtures import (
     HarnessFactory,
     TgHarness,
@@ -83,24 +83,41 @@ async def test_a_video_telegram_keeps_refusing_arrives_as_a_link_in_the_chats_la
     await no_pending(bot, ann.id)
 
 
+async def export_while_telegram_refuses(
+    make_bot: HarnessFactory, user_id: int, methods: tuple[str, ...], code: int, reason: str
+) -> tuple[TgHarness, TgUser]:
+    """A bot trying again quickly, whose user's export is rendering when Telegram starts
+    refusing `methods`."""
+    bot, user = await bot_with_a_project(
+        make_bot, user_id, telegram_video_retry_s=1, sweep_interval_s=0.5
+    )
+    bot.api.send_command(user, "export")
+    await bot.text_with(user.id, "Rendering")
+    for method in methods:
+        bot.api.fail(method, code, reason, times=10_000)
+    return bot, user
+
+
+def failed_links(bot: TgHarness) -> list[ApiCall]:
+    """Refused messages carrying the video's link."""
+    return [
+        c
+        for c in bot.api.calls_of("sendMessage", ok=False)
+        if "url" in str(c.params.get("reply_markup"))
+    ]
+
+
+BAD_GATEWAY = (("sendVideo", "sendMessage"), 502, "Bad Gateway")
+
+
 async def test_an_export_nothing_reached_stays_pending_until_delivered(
     make_bot: HarnessFactory,
 ) -> None:
-    bot, ann = await bot_with_a_project(
-        make_bot, 1703, telegram_video_retry_s=1, sweep_interval_s=0.5
-    )
+    bot, ann = await export_while_telegram_refuses(make_bot, 1703, *BAD_GATEWAY)
     api = bot.api
-    api.send_command(ann, "export")
-    await bot.text_with(ann.id, "Rendering")
-    api.fail("sendVideo", 502, "Bad Gateway", times=10_000)
-    api.fail("sendMessage", 502, "Bad Gateway", times=10_000)
 
     def tried_again_after_the_link() -> bool:
-        links = [
-            c
-            for c in api.calls_of("sendMessage", ok=False)
-            if "url" in str(c.params.get("reply_markup"))
-        ]
+        links = failed_links(bot)
         return bool(links) and any(c.at > links[-1].at for c in api.calls_of("sendVideo"))
 
     await api.wait_for(tried_again_after_the_link, 60, "the link refused, the video tried again")
@@ -140,24 +157,11 @@ def rendered_posts(bot: TgHarness, chat_id: int) -> list[str]:
 async def test_a_render_is_announced_once_however_often_its_delivery_is_tried(
     make_bot: HarnessFactory,
 ) -> None:
-    bot = await make_bot(telegram_video_retry_s=1, sweep_interval_s=0.5)
+    bot, ann = await export_while_telegram_refuses(make_bot, 1705, *BAD_GATEWAY)
     api = bot.api
-    ann = bot.user(1705)
-    await project_ready(bot, ann)
-    api.send_command(ann, "export")
-    await bot.text_with(ann.id, "Rendering")
-    api.fail("sendVideo", 502, "Bad Gateway", times=10_000)
-    api.fail("sendMessage", 502, "Bad Gateway", times=10_000)
-
-    def link_tries() -> int:
-        return sum(
-            "url" in str(c.params.get("reply_markup"))
-            for c in api.calls_of("sendMessage", ok=False)
-        )
-
-    await api.wait_for(lambda: link_tries() >= 1, 60, "a delivery round")
+    await api.wait_for(lambda: failed_links(bot), 60, "a delivery round")
     await bot.restart()  # a process that never showed the render's progress line
-    await api.wait_for(lambda: link_tries() >= 3, 60, "two more delivery rounds")
+    await api.wait_for(lambda: len(failed_links(bot)) >= 3, 60, "two more delivery rounds")
     api.clear_failures()
     await api.wait_for(
         lambda: api.videos(ann.id) + link_messages(bot, ann.id), 60, "the video or its link"
@@ -171,23 +175,11 @@ async def test_a_user_who_blocked_the_bot_gets_the_video_when_they_ask_again(
 ) -> None:
     """A blocked bot cannot reach its user: the export is not tried every few minutes for
     ever. The video is kept, and a later /export sends it without a new render."""
-    bot = await make_bot(telegram_video_retry_s=1, sweep_interval_s=0.5)
-    api = bot.api
-    ann = bot.user(1706)
-    await project_ready(bot, ann)
-    api.send_command(ann, "export")
-    await bot.text_with(ann.id, "Rendering")
+    everything = ("sendVideo", "sendMessage", "editMessageText", "sendChatAction")
     blocked = "Forbidden: bot was blocked by the user"
-    for method in ("sendVideo", "sendMessage", "editMessageText", "sendChatAction"):
-        api.fail(method, 403, blocked, times=10_000)
-
-    def link_refused() -> bool:
-        return any(
-            "url" in str(c.params.get("reply_markup"))
-            for c in api.calls_of("sendMessage", ok=False)
-        )
-
-    await api.wait_for(link_refused, 60, "the video and its link refused")
+    bot, ann = await export_while_telegram_refuses(make_bot, 1706, everything, 403, blocked)
+    api = bot.api
+    await api.wait_for(lambda: failed_links(bot), 60, "the video and its link refused")
     await no_pending(bot, ann.id)
     tries = len(api.calls_of("sendVideo"))
     await asyncio.sleep(3)  # several sweeps

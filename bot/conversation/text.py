@@ -77,7 +77,9 @@ def pick_lang(
     body = text.strip()
     detected = detect_lang(body) if body and command_of(body) is None else None
     if detected in ("zh", "mixed"):
-        return script_lang(body)
+        # A text both scripts write alike keeps the chat's Chinese, else the user's.
+        chinese = [normalize_lang(c) for c in (stored, language_code) if c]
+        return script_lang(body, next((c for c in chinese if c != "en"), "zh"))
     if language_code and normalize_lang(language_code) != "en":
         known = normalize_lang(stored)
         return known if known != "en" else normalize_lang(language_code)
