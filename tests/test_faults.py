@@ -23,8 +23,11 @@ state is lost. Faults already covered elsewhere are not repeated here (file::tes
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from pathlib import Path
+
+import pytest
 
 from backend.sim import Simulator, sample_mp4
 from bot.app import build_store
@@ -116,7 +119,7 @@ async def test_render_that_never_finishes_is_cancelled_at_the_deadline(
 
 
 async def test_redis_stopped_and_restarted_while_the_bot_runs(
-    own_redis: RedisProcess,
+    own_redis: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = load_settings(redis_url=own_redis.url, redis_namespace="nemobot-faults")
     store: ChatStore = build_store(settings)
@@ -130,12 +133,18 @@ async def test_redis_stopped_and_restarted_while_the_bot_runs(
 
             own_redis.stop()
             mark = len(h.out.ops)
+            caplog.clear()
+            caplog.set_level(logging.INFO)
             texts = await asyncio.wait_for(h.say("/credits"), 30)
             texts += await asyncio.wait_for(h.say("make it longer"), 30)
             assert len(texts) == 2, texts
             for text in texts:
                 assert text.startswith("🧠 I can't reach my memory right now"), text
             assert_clean(h.out.texts(mark))
+            # An outage is expected: a warning line per failure, never an ERROR or traceback.
+            outage = [r for r in caplog.records if "store unavailable" in r.getMessage()]
+            assert outage and all(r.levelno == logging.WARNING for r in outage)
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
             assert not h.sim.requests_to("/run_sse")[1:], "nothing runs without the chat's state"
 
             own_redis.start()

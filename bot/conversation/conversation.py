@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection
 
 from backend import NemoClient
 from bot.conversation.actions import Actions
-from bot.conversation.errors import ErrorReplies, apology, fallback_lang
+from bot.conversation.errors import ErrorReplies, apology, fallback_lang, log_failure
 from bot.conversation.export import Exports
 from bot.conversation.files import Uploads
 from bot.conversation.queue import MAX_QUEUED, ChatQueue
@@ -170,7 +170,7 @@ class Conversation:
             raise
         except Exception as exc:
             ref = new_ref()
-            log.exception("unhandled error ref=%s", ref)
+            log_failure("unhandled error", ref, exc, msg.chat_id)
             await safe_send(out, SendText(apology(exc, fallback_lang(msg), ref)))
             return "error"
 

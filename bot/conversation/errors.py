@@ -17,7 +17,7 @@ from bot.ops.metrics import Metrics
 from bot.store import StoreUnavailable
 from bot.texts import fmt_size, t
 
-__all__ = ["ErrorReplies", "apology", "fallback_lang", "render_failed_text"]
+__all__ = ["ErrorReplies", "apology", "fallback_lang", "log_failure", "render_failed_text"]
 
 log = logging.getLogger("bot.conversation")
 
@@ -101,12 +101,7 @@ class ErrorReplies:
                     extra={"chat_id": turn.chat_id},
                 )
             else:
-                log.error(
-                    "unhandled error ref=%s",
-                    ref,
-                    exc_info=(type(exc), exc, exc.__traceback__),
-                    extra={"chat_id": turn.chat_id},
-                )
+                log_failure("unhandled error", ref, exc, turn.chat_id)
             text = apology(exc, lang, ref)
             kind = "store" if isinstance(exc, StoreUnavailable) else "unknown"
         self.metrics.errors.labels(kind).inc()
@@ -122,6 +117,16 @@ class ErrorReplies:
         except api.NemoError as exc:
             log.warning("claim link unavailable: %s", type(exc).__name__)
             return None
+
+
+def log_failure(what: str, ref: str, exc: BaseException, chat_id: int | None = None) -> None:
+    """The store out of reach is an outage the replies already word: one WARNING line.
+    Anything else nobody planned for is an ERROR with its traceback."""
+    extra = {} if chat_id is None else {"chat_id": chat_id}
+    if isinstance(exc, StoreUnavailable):
+        log.warning("%s ref=%s: store unavailable (%s)", what, ref, exc, extra=extra)
+    else:
+        log.error("%s ref=%s", what, ref, exc_info=(type(exc), exc, exc.__traceback__), extra=extra)
 
 
 def apology(exc: BaseException, lang: str, ref: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.conversation.actions import Actions
-from bot.conversation.errors import ErrorReplies, apology, fallback_lang
+from bot.conversation.errors import ErrorReplies, apology, fallback_lang, log_failure
 from bot.conversation.export import Exports
 from bot.conversation.flood import FloodNotices
 from bot.conversation.inbox import decode_item, encode_item
@@ -232,7 +232,7 @@ class ChatQueue:
             raise
         except Exception as exc:
             ref = new_ref()
-            log.exception("chat worker failed ref=%s", ref, extra={"chat_id": chat_id})
+            log_failure("chat worker failed", ref, exc, chat_id)
             for entry in _release(rt):
                 await safe_send(entry.out, SendText(apology(exc, fallback_lang(entry.msg), ref)))
         finally:
@@ -412,7 +412,7 @@ class ChatQueue:
             state = await self.states.store.load(chat_id)
         except Exception as exc:
             ref = new_ref()
-            log.exception("chat state unavailable ref=%s", ref, extra={"chat_id": chat_id})
+            log_failure("chat state unavailable", ref, exc, chat_id)
             await safe_send(entry.out, SendText(apology(exc, fallback_lang(entry.msg), ref)))
             return
         lang = lang_for(state, entry.msg) if entry.msg else (entry.resume or _NO_PENDING).lang
