@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
+import opencc
 import pytest
 from aiohttp import web
 
@@ -337,3 +338,9 @@ async def test_stream_closed_without_turn_complete_is_reported_as_cut(
     h.sim.set_fault("stream_cut", after=1, mode="eof")
     texts = await h.say("hmm", lang="zh")
     assert texts[-1].startswith("📡 智能体的回答在完成前被截断了"), texts
+    await h.say("/lang zh-hant")
+    h.sim.set_fault("stream_cut", after=3, mode="eof")
+    report = (await h.say("make a 5 second video of the sea"))[-1]
+    assert report.startswith("📡 智慧體的回答"), report
+    assert "影片" in report, "what changed is said too"
+    assert opencc.OpenCC("s2t").convert(report) == report, "in Traditional characters only"

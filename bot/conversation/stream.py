@@ -14,6 +14,7 @@ from typing import Any
 from backend import (
     AgentCrash,
     ModelError,
+    ProjectState,
     StateDelta,
     StreamBroken,
     TextDelta,
@@ -204,13 +205,19 @@ class AgentChat:
         if auto_export:
             await self.exports.start(turn)
 
-    async def _describe_turn(self, turn: Turn, before: Mapping[str, Any] | None) -> None:
-        """A turn without text: read the project and say what changed."""
+    async def _changes_since(
+        self, turn: Turn, before: Mapping[str, Any] | None
+    ) -> tuple[ProjectState, str | None]:
+        """The project as it is now, and what changed since `before` in the chat's words."""
         api = await self.sessions.api(turn)
         project = await api.state(session_id(turn))
         change = describe_changes(before, project.draft, base_lang(turn.lang))
-        change = localize(change, turn.lang) if change else None
         await self.states.remember_draft(turn, project.draft)
+        return project, localize(change, turn.lang) if change else None
+
+    async def _describe_turn(self, turn: Turn, before: Mapping[str, Any] | None) -> None:
+        """A turn without text: read the project and say what changed."""
+        project, change = await self._changes_since(turn, before)
         buttons: tuple[Button, ...] = ()
         if is_exportable(project.draft):
             buttons = (button("export", turn.lang), button("status", turn.lang))
@@ -221,10 +228,7 @@ class AgentChat:
 
     async def _describe_cut(self, turn: Turn, before: Mapping[str, Any] | None) -> None:
         """An answer cut short: read the project and say what changed."""
-        api = await self.sessions.api(turn)
-        project = await api.state(session_id(turn))
-        change = describe_changes(before, project.draft, turn.lang)
-        await self.states.remember_draft(turn, project.draft)
+        _, change = await self._changes_since(turn, before)
         if change:
             await turn.out.send(SendText(t("err_stream_cut", turn.lang, changes=change)))
         else:
