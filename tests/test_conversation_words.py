@@ -184,6 +184,36 @@ async def test_lang_zh_hant(make_harness: HarnessFactory) -> None:
     assert (await h.state()).lang == "en"
 
 
+@pytest.mark.parametrize(
+    ("spelling", "lang"),
+    [
+        ("zh-CN", "zh"),
+        ("zh_SG", "zh"),
+        ("简体中文", "zh"),
+        ("簡體", "zh"),
+        ("zh-Hant-HK", "zh-hant"),
+        ("zh-TW", "zh-hant"),
+        ("繁体中文", "zh-hant"),
+        ("Traditional", "zh-hant"),
+        ("English", "en"),
+        ("英語", "en"),
+    ],
+)
+async def test_lang_takes_the_spellings_people_use(
+    make_harness: HarnessFactory, spelling: str, lang: str
+) -> None:
+    h = await make_harness()
+    assert await h.say(f"/lang {spelling}") == [t("lang_set", lang)]
+    state = await h.state()
+    assert (state.lang, state.lang_locked) == (lang, True)
+
+
+async def test_lang_refuses_what_it_does_not_speak(make_harness: HarnessFactory) -> None:
+    h = await make_harness()
+    assert await h.say("/lang fr") == [t("lang_usage", "en")]
+    assert (await h.state()).lang_locked is False
+
+
 def test_help_names_every_language() -> None:
     for lang in LANGS:
         assert "zh-hant" in t("help", lang) and "zh-hant" in t("lang_usage", lang)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 
 from backend import is_exportable, summarize_draft
@@ -17,7 +18,7 @@ from bot.conversation.stream import AgentChat
 from bot.conversation.text import button, command_of, is_cancel_word, menu
 from bot.io import Inbound, Outbox, SendText, button_action
 from bot.ops.metrics import Metrics
-from bot.texts import base_lang, localize, t
+from bot.texts import base_lang, localize, normalize_lang, t
 from router import ExportOptions, Intent, classify
 
 __all__ = ["Actions"]
@@ -25,6 +26,27 @@ __all__ = ["Actions"]
 log = logging.getLogger("bot.conversation")
 
 _CANCEL_WAIT_S = 15.0
+
+# What /lang takes besides language codes: names of the languages, as people write them.
+_LANG_WORDS = {
+    **dict.fromkeys(("en", "english", "英文", "英语", "英語"), "en"),
+    **dict.fromkeys(
+        (
+            "cn",
+            "chinese",
+            "simplified",
+            "中文",
+            "汉语",
+            "漢語",
+            "简体",
+            "簡體",
+            "简体中文",
+            "簡體中文",
+        ),
+        "zh",
+    ),
+    **dict.fromkeys(("tw", "hk", "traditional", "繁体", "繁體", "繁体中文", "繁體中文"), "zh-hant"),
+}
 
 
 @dataclass(eq=False)
@@ -97,22 +119,11 @@ class Actions:
             await safe_send(turn.out, SendText(t("stopped", turn.lang)))
 
     async def _set_lang(self, turn: Turn, arg: str) -> None:
-        choice = arg.strip().lower()
-        if choice in ("en", "english", "英文", "英语"):
-            lang, locked = "en", True
-        elif choice in ("zh", "zh-hans", "cn", "chinese", "中文", "汉语", "简体"):
-            lang, locked = "zh", True
-        elif choice in (
-            "zh-hant",
-            "zh-tw",
-            "zh-hk",
-            "tw",
-            "traditional",
-            "繁體",
-            "繁体",
-            "繁體中文",
-        ):
-            lang, locked = "zh-hant", True
+        choice = arg.strip().lower().replace("_", "-")
+        if choice in _LANG_WORDS:
+            lang, locked = _LANG_WORDS[choice], True
+        elif re.fullmatch(r"zh(-[a-z]+)*", choice):  # zh-CN, zh-Hans, zh-TW, zh-Hant-HK …
+            lang, locked = normalize_lang(choice), True
         elif choice == "auto":
             lang, locked = turn.lang, False
         else:

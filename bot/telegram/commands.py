@@ -14,6 +14,6 @@ COMMANDS: Final[tuple[tuple[str, str, str], ...]] = (
     ("status", "What is on the timeline", "查看时间线"),
     ("credits", "Your credits", "查看积分"),
     ("cancel", "Stop what I am doing", "停止当前任务"),
-    ("lang", "Reply language: en, zh or auto", "回复语言：en、zh 或 auto"),
+    ("lang", "Reply language: en, zh, zh-hant or auto", "回复语言：en、zh、zh-hant 或 auto"),
     ("help", "How to use this bot", "使用帮助"),
 )
