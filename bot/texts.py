@@ -156,6 +156,10 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "🎬 渲染中… {percent}%（{elapsed}）",
     ),
     "export_left": ("about {left} left", "预计还需 {left}"),
+    "export_waiting": (
+        "the video service isn't answering, still trying",
+        "视频服务暂时没有响应，仍在重试",
+    ),
     "export_done": ("✅ Rendered in {elapsed}.", "✅ 渲染完成，用时 {elapsed}。"),
     "export_failed_line": ("❌ Render failed", "❌ 渲染失败"),
     "export_stopped_line": ("⏹ Render stopped", "⏹ 渲染已停止"),

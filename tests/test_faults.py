@@ -67,6 +67,30 @@ async def test_backend_down_mid_stream_then_back(make_harness: HarnessFactory) -
     assert (await h.state()).session_id == before.session_id
 
 
+async def test_backend_down_mid_render_is_said_once_and_the_video_still_arrives(
+    make_harness: HarnessFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = await make_harness(export_poll_interval_s=0.05)
+    h.sim.config.render_seconds = 2.0
+    await h.say("make a 5 second video of a volcano")
+    mark = len(h.out.ops)
+    caplog.set_level(logging.INFO, logger="bot.conversation")
+    job = h.later("/export")
+    await until(lambda: h.out.progress(mark))
+    port = int(h.sim.base_url.rsplit(":", 1)[1])
+    await h.sim.stop()
+    waiting = "the video service isn't answering, still trying"
+    await until(lambda: any(waiting in p.text for p in h.out.progress(mark)), timeout=10)
+    await h.sim.start(port=port)
+    await asyncio.wait_for(job, 30)
+    assert h.out.videos(mark), "the render ran on; its video arrives once the service is back"
+    lines = [p.text for p in h.out.progress(mark)]
+    assert lines[-1].startswith("✅ Rendered"), lines
+    outage = [r for r in caplog.records if "export status unavailable" in r.getMessage()]
+    assert len(outage) == 1, "one outage, one log line"
+    assert any("answered again" in r.getMessage() for r in caplog.records)
+
+
 async def test_token_expiry_mid_export(make_harness: HarnessFactory) -> None:
     h = await make_harness(sim_config=quick_sim_config(render_seconds=1.5))
     await h.say("make a 5 second video of a lighthouse")

@@ -32,6 +32,8 @@ log = logging.getLogger("bot.conversation")
 # Delivery rounds (each `TELEGRAM_VIDEO_RETRY_S` of tries, then the link) before a video
 # nothing reached is only kept for the chat's next /export.
 _DELIVERY_ROUNDS = 12
+# Status polls in a row the service may leave unanswered before the progress line says so.
+_UNANSWERED_NOTICE = 6
 
 
 @dataclass(eq=False)
@@ -116,6 +118,7 @@ class Exports:
         interval = self.settings.export_poll_interval_s
         shown = _progress_text(lang, 0, 0.0, None)
         percent = 0
+        unanswered = 0  # status polls in a row the service did not answer
         eta = _Eta()
         self.metrics.exports_pending.inc()
         try:
@@ -123,12 +126,15 @@ class Exports:
                 try:
                     job = await api.export_status(render_id)
                 except (BackendUnavailable, RateLimited) as exc:
-                    # A render runs on without us: keep polling through short outages.
-                    log.warning(
-                        "export status unavailable: %s",
-                        type(exc).__name__,
-                        extra={"chat_id": turn.chat_id, "render_id": render_id},
-                    )
+                    # A render runs on without us: keep polling through outages, logged
+                    # once each.
+                    if not unanswered:
+                        log.warning(
+                            "export status unavailable, still polling: %s",
+                            type(exc).__name__,
+                            extra={"chat_id": turn.chat_id, "render_id": render_id},
+                        )
+                    unanswered += 1
                     job = None
                 elapsed = fmt_elapsed(time.time() - pending.started_at)
                 # Whoever removes the export from the store tells how it ended, and only
@@ -156,14 +162,24 @@ class Exports:
                     if await self._end(turn, render_id, "deadline"):
                         await turn.out.send(SendText(self._deadline_text(lang)))
                     return
+                spent = time.time() - pending.started_at
+                text = shown
                 if job is not None:
+                    if unanswered:
+                        log.info(
+                            "export status answered again",
+                            extra={"chat_id": turn.chat_id, "polls_missed": unanswered},
+                        )
+                        unanswered = 0
                     # Shown progress never goes backwards, whatever the service reports.
                     percent = max(percent, min(99, int(job.progress)))
-                    spent = time.time() - pending.started_at
                     text = _progress_text(lang, percent, spent, eta.left(spent, percent))
-                    if text != shown:
-                        await turn.out.send(Progress(ref, text))
-                        shown = text
+                elif unanswered >= _UNANSWERED_NOTICE:
+                    waiting = t("export_waiting", lang)
+                    text = f"{_progress_text(lang, percent, spent, None)} · {waiting}"
+                if text != shown:
+                    await turn.out.send(Progress(ref, text))
+                    shown = text
                 await turn.out.send(ChatAction("upload_video"))
                 await asyncio.sleep(max(0.0, min(interval, deadline - now)))
         except asyncio.CancelledError:
