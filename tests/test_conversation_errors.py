@@ -344,3 +344,25 @@ async def test_stream_closed_without_turn_complete_is_reported_as_cut(
     assert report.startswith("📡 智慧體的回答"), report
     assert "影片" in report, "what changed is said too"
     assert opencc.OpenCC("s2t").convert(report) == report, "in Traditional characters only"
+
+
+async def test_the_log_line_of_a_message_answered_with_an_error_says_so(
+    make_harness: HarnessFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = await make_harness()
+    await h.say("/start")
+    caplog.set_level(logging.INFO, logger="bot.conversation")
+
+    def outcomes() -> list[str]:
+        handled = [r for r in caplog.records if r.getMessage() == "message handled"]
+        return [str(getattr(r, "outcome", "")) for r in handled]
+
+    caplog.clear()
+    await h.say("/credits")
+    await h.say("make a 5 second video of a lake")
+    assert outcomes() == ["ok", "ok"]
+    await h.sim.stop()
+    caplog.clear()
+    await h.say("/credits")
+    await h.say("make it longer")
+    assert outcomes() == ["error", "error"], "an error reply is not an ok"

@@ -64,8 +64,9 @@ class Actions:
     metrics: Metrics
     owner: str
 
-    async def control(self, msg: Inbound, out: Outbox) -> None:
-        """A message answered at once, whatever job the chat runs."""
+    async def control(self, msg: Inbound, out: Outbox) -> str:
+        """A message answered at once, whatever job the chat runs: `ok`, or `error` when
+        the answer was an error reply."""
         turn = await self.states.turn(msg.chat_id, out, msg)
         try:
             action = button_action(msg.callback_data)
@@ -91,6 +92,7 @@ class Actions:
             await self.errors.reply(turn, exc)
         finally:
             self.states.release_if_idle(msg.chat_id)
+        return "error" if turn.failed else "ok"
 
     async def _cancel(self, turn: Turn) -> None:
         rt = turn.rt

@@ -145,8 +145,7 @@ class Conversation:
             if self._runs_now(msg):
                 if await self._queue.seen(msg):
                     return "duplicate"
-                await self._actions.control(msg, out)
-                return "ok"
+                return await self._actions.control(msg, out)
             if not msg.text.strip() and not msg.attachments and msg.callback_data is None:
                 return "empty"
             stored = False
@@ -158,14 +157,14 @@ class Conversation:
                     accepted()
 
             try:
-                taken = await self._queue.submit(msg, out, on_stored)
+                outcome = await self._queue.submit(msg, out, on_stored)
             except StoreUnavailable:
                 if stored or unstored is None:
                     raise
                 log.warning("message not stored, left to be delivered again")
                 unstored()
                 return "not_stored"
-            return "ok" if taken else "refused"
+            return outcome
         except asyncio.CancelledError:
             raise
         except Exception as exc:

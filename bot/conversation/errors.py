@@ -37,6 +37,7 @@ class ErrorReplies:
 
     async def reply(self, turn: Turn, exc: BaseException) -> None:
         """Answer a failure; even a failure while answering ends in a logged apology."""
+        turn.failed = True
         try:
             await self._explain(turn, exc)
         except Exception:

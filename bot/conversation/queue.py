@@ -125,9 +125,10 @@ class ChatQueue:
 
     async def submit(
         self, msg: Inbound, out: Outbox, accepted: Callable[[], None] | None = None
-    ) -> bool:
+    ) -> str:
         """Put the message in the chat's shared inbox, tell the user when it has to wait,
-        and wait for it when this process runs it. False when a full inbox refused it."""
+        and wait for it when this process runs it. The outcome: `ok`, `error` (answered
+        with an error reply), `duplicate`, or `refused` (by a full inbox)."""
         rt = self.states.runtime(msg.chat_id)
         self.states.remember_out(msg.chat_id, out)
         self.start_sweeper()
@@ -151,7 +152,7 @@ class ChatQueue:
             if queued.duplicate:
                 rt.waiters.pop(token, None)
                 log.info("duplicate update ignored", extra={"update_id": msg.update_id})
-                return True
+                return "duplicate"
             if accepted is not None:  # stored, or refused for good: either way answered
                 accepted()
             if length == 0:
@@ -166,11 +167,11 @@ class ChatQueue:
         try:
             if length == 0:
                 await self._floods.refused(msg, out)
-                return False
+                return "refused"
             if busy_with is not None:
                 await self._tell(msg, out, "busy", busy_with=busy_with)
             await asyncio.shield(entry.done)
-            return True
+            return "error" if entry.failed else "ok"
         finally:
             rt.waiters.pop(token, None)
             self.states.release_if_idle(msg.chat_id)
@@ -436,6 +437,8 @@ class ChatQueue:
                 await self.actions.stopped(turn, entry.label)
         except Exception as exc:
             await self.errors.reply(turn, exc)
+        finally:
+            entry.failed = turn.failed
 
 
 _NO_PENDING = PendingExport(render_id="", started_at=0.0)

@@ -43,6 +43,7 @@ class Entry:
     resume: PendingExport | None = None
     done: asyncio.Future[None] | None = None
     told: bool = False  # the user was told the message waits
+    failed: bool = False  # it was answered with an error reply
     owned: bool = False  # `out` was made for this job and is closed after it
 
 
@@ -77,6 +78,7 @@ class Turn:
     is_group: bool = False
     # Called before the first request that hands the message to the backend (see `sending`).
     on_send: Callable[[], Awaitable[None]] | None = None
+    failed: bool = False  # answered with an error reply (the log line's outcome says so)
 
     async def sending(self) -> None:
         """Right before a request that changes the project (the agent's turn, a render, an
