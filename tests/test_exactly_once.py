@@ -61,7 +61,7 @@ async def test_a_control_message_on_another_replica_never_undoes_an_export_recor
         state = await redis_store.load(a.chat_id)
         assert (state.lang, state.lang_locked) == ("zh", True)
         assert len(state.pending) == 1, "the export in flight is still on record"
-        assert await redis_store.chats_with_pending() == [a.chat_id]
+        assert await redis_store.chats_with_work() == [a.chat_id]
         await asyncio.wait_for(export, 15)
         assert len(a.out.videos()) == 1
     finally:

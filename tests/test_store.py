@@ -88,7 +88,7 @@ async def test_delete_forgets_chat(store: ChatStore) -> None:
     await put(store, full_state())
     await store.delete(42)
     assert await store.load(42) == ChatState(chat_id=42)
-    assert await store.chats_with_pending() == []
+    assert await store.chats_with_work() == []
 
 
 async def test_expired_token_is_dropped_but_chat_kept(store: ChatStore) -> None:
@@ -114,9 +114,9 @@ async def test_pending_index_follows_state(store: ChatStore) -> None:
     await put(store, full_state(1))
     await put(store, ChatState(chat_id=2, session_id="s"))
     await put(store, full_state(3))
-    assert await store.chats_with_pending() == [1, 3]
+    assert await store.chats_with_work() == [1, 3]
     assert await store.claim_pending(3, "render_1")
-    assert await store.chats_with_pending() == [1]
+    assert await store.chats_with_work() == [1]
     assert (await store.load(3)).session_id == "5529798706024415232", "the rest is kept"
 
 
@@ -177,7 +177,7 @@ async def test_corrupted_values_are_treated_as_absent(
     await redis_client.hset(f"{key}:pending", mapping={"r1": "[1]", "r2": "{}"})
     assert await redis_store.load(42) == ChatState(chat_id=42, session_id="s-1")
     await redis_client.sadd(f"{namespace}:pending", "not-a-chat", 3)
-    assert await redis_store.chats_with_pending() == [3]
+    assert await redis_store.chats_with_work() == [3]
 
 
 async def test_one_round_trip_per_read_and_write(tmp_path: Path) -> None:
@@ -375,7 +375,7 @@ async def test_a_cluster_url_gives_a_store_spread_over_the_cluster(
             await put(store, state)
             chat = state.chat_id
             assert (await store.enqueue(chat, "hi", limit=5, update_id=chat)).length == 1
-        assert await store.chats_with_pending() == list(range(1, 31))
+        assert await store.chats_with_work() == list(range(1, 31))
         assert await store.load(17) == states[16]
         holders = set()
         for node in redis_cluster.nodes:
@@ -424,6 +424,6 @@ async def test_a_chat_stored_whole_by_an_earlier_version_is_split_and_kept(
         last_draft={"t": [{"tt": 0, "sg": [{"d": 5000}]}]},
     )
     assert not await redis_client.exists(key), "read once"
-    assert await redis_store.chats_with_pending() == [42]
+    assert await redis_store.chats_with_work() == [42]
     assert await redis_store.claim_pending(42, "r1")
     assert (await redis_store.load(42)).pending == []

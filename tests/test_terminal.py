@@ -238,7 +238,7 @@ async def test_end_of_input_waits_for_a_resumed_export(
     assert f"🎬 Video saved: {box.saved[0]}" in buffer.getvalue()
     assert (await redis_store.load(h.chat_id)).pending == []
     # Exports of other chats sharing the store are not the terminal's to deliver.
-    assert await redis_store.chats_with_pending() == [777]
+    assert await redis_store.chats_with_work() == [777]
 
 
 def test_bot_text_wraps_between_words_and_chinese_is_left_to_the_terminal() -> None:

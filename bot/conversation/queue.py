@@ -295,8 +295,12 @@ class ChatQueue:
                 await self.states.store.finish_queued(chat_id, self.owner)
         finally:
             renewer.cancel()
-            with contextlib.suppress(Exception):
+            try:
                 await self.states.store.unlock(chat_id, self.owner)
+            except Exception as exc:  # the lock lapses by itself; until then the chat waits
+                log.warning(
+                    "chat lock not released: %s", type(exc).__name__, extra={"chat_id": chat_id}
+                )
             if ran is not None:
                 _finish(ran)
 

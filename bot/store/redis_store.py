@@ -1,9 +1,10 @@
-"""Per-chat state: Redis in production, memory as the embedded default.
+"""Per-chat state on Redis: a server of the operator's, a Cluster, or the embedded one.
 
 Redis layout (every key of one chat shares the hash tag `{<chat id>}`, so a Redis
 Cluster keeps them on one slot and one script may touch them all):
 
-    <ns>:chat:{<id>}:fields     hash: client_id, session_id, task_id, lang, lang_locked
+    <ns>:chat:{<id>}:fields     hash: client_id, session_id, task_id, lang, lang_locked,
+                                last_video
     <ns>:chat:{<id>}:token      JSON {token, expires_at}; expires with the token
     <ns>:chat:{<id>}:draft      JSON of the project's last known draft
     <ns>:chat:{<id>}:pending    hash: render id → JSON of the export in flight
@@ -355,10 +356,6 @@ return 1
         """True only the first time; `scope` keeps separate records of one update."""
         key = f"{self._ns}:{scope}:{update_id}"
         return bool(await self._redis.set(key, 1, nx=True, px=int(ttl_s * 1000)))
-
-    @_unavailable_on_error
-    async def chats_with_pending(self) -> list[int]:
-        return _ids(await self._redis.smembers(f"{self._ns}:pending"))
 
     @_unavailable_on_error
     async def enqueue(
