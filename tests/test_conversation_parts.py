@@ -74,7 +74,10 @@ async def test_is_control(make_harness: HarnessFactory) -> None:
 
     for text in ("/cancel", "/credits", "/status", "/help", "/lang zh", "查看积分"):
         assert conv.is_control(msg(text)), text
-    assert conv.is_control(msg(button="a:export"))
+    for button in ("a:status", "a:credits"):
+        assert conv.is_control(msg(button=button)), button
+    for button in ("a:export", "a:new"):  # they start a job: it waits its turn, unhurried
+        assert not conv.is_control(msg(button=button)), button
     for text in ("/export", "/new", "/start", "make a video", "export it"):
         assert not conv.is_control(msg(text)), text
 

@@ -80,10 +80,11 @@ class Conversation:
     # --- the front end's entry points ----------------------------------------------------
 
     def is_control(self, msg: Inbound) -> bool:
-        """Messages that bypass the per-chat queue: /cancel, /credits, /status, /help,
-        /lang, the same asked in words, and button presses."""
+        """Messages answered at once, bypassing the per-chat queue: /cancel, /credits,
+        /status, /help, /lang, the same asked in words, and the Status and Credits buttons
+        (Export and New project start a job, which waits its turn)."""
         if msg.callback_data is not None:
-            return True
+            return button_action(msg.callback_data) in ("status", "credits")
         if msg.attachments:
             return False
         if is_cancel_word(msg.text):
@@ -142,7 +143,7 @@ class Conversation:
         try:
             if msg.callback_data is not None and button_action(msg.callback_data) is None:
                 return "unknown_button"
-            if self._runs_now(msg):
+            if self.is_control(msg):
                 if await self._queue.seen(msg):
                     return "duplicate"
                 return await self._actions.control(msg, out)
@@ -172,12 +173,6 @@ class Conversation:
             log_failure("unhandled error", ref, exc, msg.chat_id)
             await safe_send(out, SendText(apology(exc, fallback_lang(msg), ref)))
             return "error"
-
-    def _runs_now(self, msg: Inbound) -> bool:
-        """Control messages, except buttons that start a job (export, new project)."""
-        if msg.callback_data is not None:
-            return button_action(msg.callback_data) in ("status", "credits")
-        return self.is_control(msg)
 
     async def resume_pending(
         self,
