@@ -15,6 +15,7 @@ import pytest
 
 from backend.sim import SimConfig
 from bot.cli.chat import language
+from bot.cli.main import build_parser
 from tests.conversation_fixtures import png_bytes
 from tests.fake_botapi import FakeBotApi
 from tests.terminal_fixtures import REPO, Terminal, chat_env, sim_thread
@@ -265,3 +266,22 @@ def test_the_readme_shows_sessions_in_both_languages() -> None:
     quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     assert "› make a 5 second video of a pier" in quickstart
     assert "› 做一个5秒的码头视频" in quickstart
+    # The timeline is a paragraph of its own, as the chat prints it.
+    assert "Generated a 5s clip: pier.\n\n📋 The timeline now:\n" in quickstart
+    assert "已生成 5 秒的视频片段：码头。\n\n📋 当前时间线：\n" in quickstart
+
+
+@pytest.mark.parametrize("command", ["chat", "sim"])
+def test_the_readme_lists_every_option(command: str) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith(f"| `nemobot {command} "))
+    subparsers = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    options = [
+        action.option_strings
+        for action in subparsers.choices[command]._actions
+        if action.option_strings and action.dest != "help"
+    ]
+    missing = [o for o in options if not any(f"[{name}" in row for name in o)]
+    assert options and missing == []
