@@ -358,6 +358,30 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
         "nemobot 终端聊天：输入消息后回车。/upload 路径… 上传文件，/help 查看命令，"
         "Ctrl-C 停止回答，/quit 或 Ctrl-D 退出。",
     ),
+    "term_help": (
+        "Tell me what video you want; your files go along with /upload.\n"
+        "/upload PATH… [message] – send files (or a link), with words for the agent\n"
+        "/export – render the video and save it on this computer\n"
+        "/status – what is on the timeline\n"
+        "/credits – your credits\n"
+        "/new – start a new project\n"
+        "/cancel – stop what I am doing\n"
+        "/lang en|zh|zh-hant|auto – reply language\n"
+        "/quit – leave (Ctrl-D too); Ctrl-C stops an answer or clears the line",
+        "告诉我你想要什么样的视频；文件用 /upload 发送。\n"
+        "/upload 路径… [消息] – 发送文件（或链接），可附上给智能体的话\n"
+        "/export – 渲染视频并保存到本机\n"
+        "/status – 查看时间线上的内容\n"
+        "/credits – 查看积分\n"
+        "/new – 新建项目\n"
+        "/cancel – 停止当前任务\n"
+        "/lang en|zh|zh-hant|auto – 回复语言\n"
+        "/quit – 退出（也可按 Ctrl-D）；Ctrl-C 停止回答或清空输入行",
+    ),
+    "term_unknown_command": (
+        "Unknown command {command}; /help lists the commands.",
+        "未知命令 {command}；/help 查看所有命令。",
+    ),
     "term_again_to_quit": (
         "(Ctrl-C again, /quit or Ctrl-D leaves.)",
         "（再按一次 Ctrl-C、输入 /quit 或按 Ctrl-D 退出。）",
@@ -386,8 +410,10 @@ TEXTS: Final[dict[str, tuple[str, str]]] = {
     ),
     "term_unreachable": (
         "Cannot reach the NemoVideo API at {url} ({reason}). "
-        "Try `nemobot chat --offline` to use the built-in simulator.",
-        "无法连接 NemoVideo API {url}（{reason}）。试试 `nemobot chat --offline` 使用内置模拟器。",
+        "To use the built-in simulator instead: `nemobot chat --offline`, "
+        'or `make run ARGS="chat --offline"` from the source folder.',
+        "无法连接 NemoVideo API {url}（{reason}）。改用内置模拟器：`nemobot chat --offline`，"
+        '或在源码目录中运行 `make run ARGS="chat --offline"`。',
     ),
     "term_saved": ("🎬 Video saved: {path}", "🎬 视频已保存：{path}"),
     "term_save_failed": (

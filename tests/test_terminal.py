@@ -111,9 +111,40 @@ def test_unreachable_api_says_so_in_one_line(tmp_path: Path) -> None:
     lines = result.stdout.strip().splitlines()
     assert lines == [
         f"Cannot reach the NemoVideo API at {url} (ConnectError). "
-        "Try `nemobot chat --offline` to use the built-in simulator."
+        "To use the built-in simulator instead: `nemobot chat --offline`, "
+        'or `make run ARGS="chat --offline"` from the source folder.'
     ]
     assert "Traceback" not in result.stderr
+    chinese = run_chat(["你好"], tmp_path, env={"NEMO_API_BASE": url, "LANG": "zh_TW.UTF-8"})
+    assert chinese.returncode == 1
+    assert 'make run ARGS="chat --offline"' in chinese.stdout
+    assert "改用內建模擬器" in chinese.stdout
+
+
+def test_help_names_the_terminals_commands_and_a_typo_is_one_line(tmp_path: Path) -> None:
+    result = run_chat(["/help", "/foo bar", "/Stats", "/credits"], tmp_path, "--offline")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert t("term_help", "en") in out and t("help", "en") not in out
+    assert "/upload PATH… [message]" in out and "/quit – leave" in out
+    assert out.count("/export – ") == 1, "the help once, for /help only"
+    assert "Unknown command /foo; /help lists the commands.\n" in out
+    assert "Unknown command /Stats; /help lists the commands.\n" in out
+    assert "💳 Credits: 100 available" in out
+    assert "Setting things up" not in out, "a typo is not sent to the agent"
+
+
+async def test_the_chats_help_becomes_the_terminals_in_each_language(tmp_path: Path) -> None:
+    buffer = io.StringIO()
+    async with httpx.AsyncClient() as http:
+        box = TerminalOutbox(screen=WriterScreen(buffer.write), http=http, download_dir=tmp_path)
+        for lang in ("en", "zh", "zh-hant"):
+            await box.send(SendText(t("help", lang)))
+    helps = buffer.getvalue().split("\n\n")
+    assert helps[:3] == [t("term_help", lang) for lang in ("en", "zh", "zh-hant")]
+    assert all("/upload" in text and "/quit" in text for text in helps[:3])
+    assert "檔案" in helps[2] and "文件" in helps[1], "Traditional made from Simplified"
+    assert "/quit" not in t("help", "en") and "/upload" not in t("help", "en"), "Telegram's"
 
 
 def test_upload_missing_file_usage_and_url(tmp_path: Path) -> None:

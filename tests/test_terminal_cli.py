@@ -3,6 +3,7 @@ the small things people expect of a command line work."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import socket
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from backend.sim import SimConfig
+from bot.cli.chat import language
+from bot.cli.main import build_parser
 from tests.conversation_fixtures import png_bytes
 from tests.fake_botapi import FakeBotApi
 from tests.terminal_fixtures import REPO, Terminal, chat_env, sim_thread
@@ -152,6 +155,55 @@ def test_logs_stay_out_of_the_chat_unless_asked(tmp_path: Path, sim_url: str) ->
     loud = nemobot("chat", "-v", cwd=tmp_path, stdin=b"/credits\n", NEMO_API_BASE=sim_url)
     assert loud.returncode == 0
     assert "message handled" in loud.stderr and "message handled" not in loud.stdout
+    # The start-up check that the API answers is not a backend call (nor a failed one).
+    assert "backend call backend_call=GET /api/credits" in loud.stderr
+    assert "backend_call=GET / " not in loud.stderr and "outcome=404" not in loud.stderr
+
+
+def test_an_unknown_language_is_refused(tmp_path: Path) -> None:
+    result = nemobot("chat", "--offline", "--lang", "fr", cwd=tmp_path, timeout=30)
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith("argument --lang: unknown language 'fr': use en, zh or zh-hant")
+    )
+    assert "Offline mode" not in result.stderr, "refused before anything started"
+
+
+@pytest.mark.parametrize(
+    ("given", "code"),
+    [
+        ("en", "en"),
+        ("ZH", "zh"),
+        ("zh-hant", "zh-hant"),
+        ("zh_TW", "zh-tw"),
+        ("zh-HK", "zh-hk"),
+        ("zh-cn", "zh-cn"),
+        ("zh-Hans", "zh-hans"),
+        ("en-US", "en-us"),
+        ("tw", "zh-hant"),
+        ("繁體", "zh-hant"),
+        ("中文", "zh"),
+        ("english", "en"),
+    ],
+)
+def test_lang_takes_the_spellings_of_slash_lang(given: str, code: str) -> None:
+    assert language(given) == code
+
+
+@pytest.mark.parametrize("given", ["fr", "", "auto", "zhx", "english-us", "de-zh"])
+def test_lang_refuses_other_languages(given: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        language(given)
+
+
+def test_a_traditional_lang_option_is_traditional(tmp_path: Path, sim_url: str) -> None:
+    result = nemobot(
+        "chat", "--lang", "tw", cwd=tmp_path, stdin=b"/credits\n", NEMO_API_BASE=sim_url
+    )
+    assert result.returncode == 0, result.stderr
+    assert "💳 積分：" in result.stdout
 
 
 def test_quit_ends_a_piped_session(tmp_path: Path, sim_url: str) -> None:
@@ -214,3 +266,22 @@ def test_the_readme_shows_sessions_in_both_languages() -> None:
     quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
     assert "› make a 5 second video of a pier" in quickstart
     assert "› 做一个5秒的码头视频" in quickstart
+    # The timeline is a paragraph of its own, as the chat prints it.
+    assert "Generated a 5s clip: pier.\n\n📋 The timeline now:\n" in quickstart
+    assert "已生成 5 秒的视频片段：码头。\n\n📋 当前时间线：\n" in quickstart
+
+
+@pytest.mark.parametrize("command", ["chat", "sim"])
+def test_the_readme_lists_every_option(command: str) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith(f"| `nemobot {command} "))
+    subparsers = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    options = [
+        action.option_strings
+        for action in subparsers.choices[command]._actions
+        if action.option_strings and action.dest != "help"
+    ]
+    missing = [o for o in options if not any(f"[{name}" in row for name in o)]
+    assert options and missing == []

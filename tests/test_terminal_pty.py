@@ -14,7 +14,8 @@ import pytest
 from backend.sim import SimConfig
 from tests.terminal_fixtures import Terminal, chat_env, sim_thread
 
-REPLY = "Generated a 5s clip: pier. 📋 The timeline now:"
+REPLY = "📋 The timeline now:"
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 @pytest.fixture
@@ -78,6 +79,43 @@ def test_ctrl_c_stops_the_answer_then_leaves(mid_answer: Terminal) -> None:
     term.type("\x03")
     term.wait_for(lambda s: "👋 Bye." in s)
     assert term.exit_status() == 0
+
+
+def test_ctrl_c_clears_a_half_typed_line_and_leaves_on_an_empty_one(
+    tmp_path: Path, slow_sim: str, terminals: list[Terminal]
+) -> None:
+    term = start(terminals, tmp_path, slow_sim)
+    term.type("make a video of")
+    term.type("\x03")
+    term.wait_for(lambda s: s.endswith("›"))
+    assert term.child.isalive() and "Bye" not in term.text(), "a typed line is not a leave"
+    term.type("/credits\r")
+    screen = term.wait_for(lambda s: "💳 Credits: 100 available" in s)
+    assert "make a video of" not in screen, "the cleared words were not sent"
+    term.type("\x03")
+    term.wait_for(lambda s: "👋 Bye." in s)
+    assert term.exit_status() == 0
+
+
+def test_a_line_sent_while_something_is_live_leaves_no_stale_copy(
+    tmp_path: Path, slow_sim: str, terminals: list[Terminal]
+) -> None:
+    term = start(terminals, tmp_path, slow_sim)
+    term.type("make a 5 second video of a pier\r")
+    term.wait_for(lambda s: "Done!" in s and "timeline" not in s)
+    term.type("/credits\r")
+    term.wait_for(lambda s: "💳 Credits: " in s)
+    term.wait_for(lambda s: REPLY in s)
+    term.type("/export\r")
+    term.wait_for(lambda s: "🎬 Rendering… 0% (0:00)" in s)
+    term.type("/credits\r")
+    screen = term.wait_for(lambda s: s.count("💳 Credits: ") == 2)
+    lines = [line for line in term.screen() if line]
+    live = [line for line in lines if line[:1] in SPINNER]
+    assert live == [lines[-2]], f"the live line, above the prompt only:\n{screen}"
+    assert "Rendering" in live[0] and screen.count("Rendering") == 1
+    assert screen.count("Done!") == 1, "the answer, finished, once"
+    assert lines[-1] == "›"
 
 
 def test_chinese_session_and_quit(tmp_path: Path, slow_sim: str, terminals: list[Terminal]) -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import io
 import logging
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from backend.transport import backend_transport
 from bot.app import build_app
 from bot.ops.logs import configure
 from bot.settings import Settings, load_settings
@@ -36,8 +38,29 @@ OFFLINE_RENDER_S = 2.0
 LOG_FILE = "nemobot.log"
 
 
+# The words /lang takes, and the locale-style codes (zh-CN, zh_TW, en-US…).
+_LANG_WORDS = {
+    "en": ("english", "英文", "英语"),
+    "zh": ("cn", "chinese", "中文", "汉语", "简体"),
+    "zh-hant": ("tw", "traditional", "繁體", "繁体", "繁體中文"),
+}
+_LANG_CODE = re.compile(r"(en|zh)([-_][a-z0-9]+)*")
+
+
 class Fatal(Exception):
     """The chat cannot start; the message is one line for the user."""
+
+
+def language(value: str) -> str:
+    """`--lang`: a language the bot speaks, as a code the conversation reads (zh-TW stays
+    zh-TW: Traditional); anything else is refused rather than silently English."""
+    choice = value.strip().lower()
+    for code, words in _LANG_WORDS.items():
+        if choice in words:
+            return code
+    if _LANG_CODE.fullmatch(choice):
+        return choice.replace("_", "-")
+    raise argparse.ArgumentTypeError(f"unknown language {value!r}: use en, zh or zh-hant")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,7 +75,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0,
         help="the chat this terminal is, in the store (default 0, which no Telegram chat uses)",
     )
-    p.add_argument("--lang", help="your language: en, zh or zh-hant (default: from the locale)")
+    p.add_argument(
+        "--lang",
+        type=language,
+        help="your language: en, zh or zh-hant (also zh-tw, zh-cn…; default: from the locale)",
+    )
     p.add_argument("--download-dir", type=Path, help="where exported videos are saved")
     p.add_argument(
         "--plain",
@@ -145,7 +172,7 @@ async def run_chat(args: argparse.Namespace, settings: Settings) -> int:
         if sim is not None:  # the simulator starts empty each time: so does its chat
             await app.store.delete(args.chat_id)
         if sim is None:
-            reason = await _unreachable(app.http, settings.nemo_api_base)
+            reason = await _unreachable(settings.nemo_api_base)
             if reason is not None:
                 print(t("term_unreachable", lang, url=settings.nemo_api_base, reason=reason))
                 return 1
@@ -181,10 +208,14 @@ def _writer(out: TextIO) -> Any:
     return write
 
 
-async def _unreachable(http: httpx.AsyncClient, base_url: str) -> str | None:
-    """Why the API cannot be reached, or None when it answers at all."""
+async def _unreachable(base_url: str) -> str | None:
+    """Why the API cannot be reached, or None when it answers at all. Its own client, by
+    the same way (proxy included) as the backend's: the probe is not a backend call, so it
+    is neither logged nor counted as one (its answer is usually a 404)."""
+    transport = backend_transport(1, base_url=base_url)
     try:
-        await http.get(base_url, timeout=httpx.Timeout(8.0))
+        async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(8.0)) as http:
+            await http.get(base_url)
     except httpx.TimeoutException:
         return "timed out"
     except httpx.HTTPError as exc:

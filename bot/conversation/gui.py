@@ -21,19 +21,38 @@ _MARKUP_CHARS = frozenset("*_`~")
 
 def rewrite_gui(text: str, action: GuiAction, instead: str) -> str:
     """`text` with its first clause pointing to `action` replaced by `instead` (or dropped,
-    when `instead` is empty) and any later such clause dropped."""
+    when `instead` is empty) and any later such clause dropped. An `instead` of several
+    lines (a timeline) is a paragraph of its own, not run into the sentences around it."""
     pieces: list[str] = []
     replaced = False
+    block = "\n" in instead.strip()
+    after_block = False  # the words that follow a block on its line start a paragraph
     for match in _CLAUSES.finditer(text):
         clause = match.group(0)
         if clause.strip() and read_agent_text(clause).action is action:
             if not replaced and instead:
-                trailing = clause[len(clause.rstrip()) :]
-                pieces.append(instead + trailing)
+                if block:
+                    pieces = [_paragraph_end("".join(pieces)), instead.strip()]
+                    after_block = True
+                else:
+                    trailing = clause[len(clause.rstrip()) :]
+                    pieces.append(instead + trailing)
             replaced = True
             continue
+        if after_block and clause != "\n":
+            if not clause.strip():
+                continue
+            pieces.append("\n\n")
+            clause = clause.lstrip()
+        after_block = False
         pieces.append(clause)
     return "".join(pieces).strip() if replaced else text
+
+
+def _paragraph_end(head: str) -> str:
+    """`head` ending where a new paragraph may start: after a line break it has, or two."""
+    head = head.rstrip(" \t")
+    return head if not head or head.endswith("\n") else head + "\n\n"
 
 
 def marked_words(text: str) -> tuple[str, ...]:

@@ -1,10 +1,11 @@
 """The terminal chat: the same conversation as Telegram, in a terminal or a pipe.
 
 Interactive when standard input and output are a terminal: a line editor with history,
-replies printed above it as they finish, Ctrl-C stopping the answer being streamed and a
-second Ctrl-C, Ctrl-D or /quit leaving. Otherwise line by line: each input line is one
-message, each finished reply is printed as plain text, and it exits at end of input once
-all work has finished, so operators can script it.
+replies printed above it as they finish, Ctrl-C stopping the answer being streamed, else
+clearing a half-typed line, else (on an empty line) leaving, as Ctrl-D and /quit do.
+Otherwise line by line: each input line is one message, each finished reply is printed as
+plain text, and it exits at end of input once all work has finished, so operators can
+script it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TextIO
 from prompt_toolkit.patch_stdout import patch_stdout
 
 from bot.conversation import Conversation
+from bot.conversation.text import command_of
 from bot.io import Attachment, Inbound
 from bot.terminal.outbox import TerminalOutbox
 from bot.terminal.prompt import new_session
@@ -29,6 +31,11 @@ from bot.texts import normalize_lang, t
 __all__ = ["TerminalChat", "clean_text", "is_tty", "terminal_language"]
 
 _QUIT = frozenset({"/quit", "/exit", "/q"})
+# The commands the conversation answers in a terminal; any other is a typo, said as such
+# rather than answered with the whole help.
+_COMMANDS = frozenset(
+    {"start", "help", "new", "export", "status", "credits", "cancel", "lang", "upload"}
+)
 
 
 def terminal_language(environ: dict[str, str] | None = None) -> str | None:
@@ -85,6 +92,11 @@ class TerminalChat:
                 return self._inbound(f"/upload {rest}")
             attachments = tuple(attachment(p) for p in files)
             text = rest
+        command = command_of(text)
+        if command is not None and command[0] not in _COMMANDS:
+            word = text.split(maxsplit=1)[0]
+            self.outbox.say(t("term_unknown_command", self.outbox.lang, command=word))
+            return None
         return self._inbound(text, attachments)
 
     def _inbound(self, text: str, attachments: tuple[Attachment, ...] = ()) -> Inbound:
@@ -118,15 +130,13 @@ class TerminalChat:
         return True
 
     async def _interactive(self) -> None:
-        session = new_session(self.outbox, self.history_file)
+        session = new_session(self.outbox, self.history_file, self._stop_answer)
         with patch_stdout(raw=True):
             self.outbox.say(t("term_banner", self._lang))
             while True:
                 try:
                     line = await session.prompt_async()
-                except KeyboardInterrupt:
-                    if self._stop_answer():
-                        continue
+                except KeyboardInterrupt:  # Ctrl-C on an empty line with no answer to stop
                     break
                 except EOFError:
                     break
@@ -145,7 +155,7 @@ class TerminalChat:
             self.outbox.screen.show(t(goodbye, self.outbox.lang))
 
     def _stop_answer(self) -> bool:
-        """First Ctrl-C while the agent answers: /cancel it. False: time to leave."""
+        """First Ctrl-C while the agent answers: /cancel it. False: nothing to stop."""
         if self._stopping or not self.outbox.answering:
             return False
         self._stopping = True

@@ -25,7 +25,11 @@ _COMMAND_OF_ACTION = {
 }
 
 # Telegram talk that means something else in a terminal, by language.
-_TERMINAL_WORDS = {t("gui_export", lang): t("term_gui_export", lang) for lang in LANGS}
+_TERMINAL_WORDS = {
+    t(chat, lang): t(terminal, lang)
+    for chat, terminal in (("gui_export", "term_gui_export"), ("help", "term_help"))
+    for lang in LANGS
+}
 
 # Closing lines of a progress line that the message after it says again, in full.
 _ECHOED = frozenset(
@@ -41,7 +45,8 @@ def unechoed(closing: str) -> bool:
 
 
 def terminal_words(text: str) -> str:
-    """The chat's text with button talk ("tap Export below") put as terminal commands."""
+    """The chat's text with button talk ("tap Export below") put as terminal commands, and
+    the chat's help as the terminal's."""
     for chat_words, terminal in _TERMINAL_WORDS.items():
         text = text.replace(chat_words, terminal)
     return text
