@@ -18,6 +18,25 @@ from router.types import Lang
 
 _T2S = opencc.OpenCC("tw2sp")
 
+
+def _keywords_in_traditional() -> dict[str, str]:
+    """The router's Chinese keywords as Traditional and Taiwan spellings write them, each
+    with the keyword it spells (匯入 is 导入)."""
+    spellings: dict[str, str] = {}
+    for config in ("s2t", "s2twp"):
+        converter = opencc.OpenCC(config)
+        for word in RULES.zh_intents:
+            form = converter.convert(word)
+            if form != word:
+                spellings.setdefault(form, word)
+    return spellings
+
+
+# Keywords are put back whole before the word conversion, so a Taiwan phrase never takes
+# half of one: in 時間線上, 線上 alone would be "online" (在线).
+_HANT_KEYWORDS = _keywords_in_traditional()
+_HANT_KEYWORD = re.compile("|".join(map(re.escape, sorted(_HANT_KEYWORDS, key=len, reverse=True))))
+
 _HAN_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 HAN = re.compile(f"[{_HAN_CLASS}]")
 # Words outside Han: letters and digits, joined by apostrophes, hyphens or colons ("don't", "9:16").
@@ -50,7 +69,9 @@ def normalize(text: str) -> str:
         text = _APOSTROPHE.sub("'", text)
     text = text.casefold()
     if HAN.search(text):
-        text = _T2S.convert(_HAN_GAP.sub("", text))
+        text = _HAN_GAP.sub("", text)
+        text = _HANT_KEYWORD.sub(lambda m: _HANT_KEYWORDS[m.group()], text)
+        text = _T2S.convert(text)
     return text
 
 

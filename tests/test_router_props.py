@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import opencc
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router import Decision, GuiAction, GuiHint, Intent, classify, detect_lang, read_agent_text
+from router.rules import RULES
+from router.text import normalize
 
 # Every code point, lone surrogates and control characters included.
 any_char = st.integers(min_value=0, max_value=0x10FFFF).map(chr)
@@ -136,3 +140,17 @@ def test_options_only_with_exports_and_links_from_the_text(text: str) -> None:
     if decision.options:
         assert decision.intent is Intent.EXPORT
     assert all(url in text for url in decision.urls)
+
+
+_CONTEXTS = ("{}上有什麼", "{}上面", "看{}", "{}中", "{}裡", "線上{}", "在{}上", "{}下來", "{}到")
+
+
+@pytest.mark.parametrize("config", ["s2t", "s2twp"])
+def test_a_keyword_in_traditional_survives_the_words_around_it(config: str) -> None:
+    """Taiwan phrases never take half a keyword (時間線上: 線上 alone is "online")."""
+    converter = opencc.OpenCC(config)
+    for word, (intent, _) in RULES.zh_intents.items():
+        for context in _CONTEXTS:
+            text = normalize(context.format(converter.convert(word)))
+            found = {RULES.zh_intents[k][0] for k in RULES.zh_intents if k in text}
+            assert intent in found, (context.format(converter.convert(word)), text)
