@@ -148,7 +148,7 @@ async def test_cancel_mid_export_cancels_the_render(make_harness: HarnessFactory
     assert len(h.sim.requests_to(f"/api/render/proxy/lambda/{pending[0].render_id}/cancel")) == 1
     assert not h.out.videos()
     assert (await h.state()).pending == []
-    assert await h.store.chats_with_pending() == []
+    assert await h.store.chats_with_work() == []
 
 
 async def test_export_past_the_deadline_is_cancelled_server_side(
@@ -197,7 +197,7 @@ async def test_restart_with_an_export_in_flight(
     assert not first.out.videos()
     state = await first.state()
     assert len(state.pending) == 1 and isinstance(state.pending[0], PendingExport)
-    assert await redis_store.chats_with_pending() == [first.chat_id]
+    assert await redis_store.chats_with_work() == [first.chat_id]
     assert not first.sim.requests_to("/cancel"), "a restart never cancels a render"
 
     second = await make_harness(sim=first.sim, lock_ttl_s=1.0)
@@ -216,7 +216,7 @@ async def test_restart_with_an_export_in_flight(
     progress = delivered.progress()
     assert progress[-1].done and progress[-1].ref == state.pending[0].progress_ref
     assert (await second.state()).pending == []
-    assert await redis_store.chats_with_pending() == []
+    assert await redis_store.chats_with_work() == []
 
 
 async def test_resumed_export_speaks_the_chats_language(

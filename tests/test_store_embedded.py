@@ -34,7 +34,7 @@ async def test_state_survives_a_stop_and_a_start(tmp_path: Path) -> None:
         loaded = await RedisChatStore(client, "nemobot").load(0)
         assert loaded.session_id == "s1" and loaded.lang == "zh"
         assert [p.render_id for p in loaded.pending] == ["r1"]
-        assert await RedisChatStore(client, "nemobot").chats_with_pending() == [0]
+        assert await RedisChatStore(client, "nemobot").chats_with_work() == [0]
     finally:
         await client.aclose()
         again.stop()
