@@ -196,8 +196,10 @@ class TelegramFront:
             raise RuntimeError("the application has not been initialised")
         return self._renderer
 
-    def outbox_for(self, chat_id: int, lang: str | None = None) -> TelegramOutbox:
-        return self.renderer.outbox(chat_id, lang)
+    def outbox_for(
+        self, chat_id: int, lang: str | None = None, *, handoff: bool = False
+    ) -> TelegramOutbox:
+        return self.renderer.outbox(chat_id, lang, handoff=handoff)
 
     async def _post_init(self, application: PTBApp) -> None:
         bot = application.bot
@@ -367,10 +369,14 @@ class TelegramFront:
         def unstored() -> None:
             stored(False)
 
-        outbox = self.outbox_for(msg.chat_id, normalize_lang(lang))
+        quick = self.conversation.is_control(msg)
+        # A quick answer is handed to the sender once computed: its webhook call is then
+        # answered, however long the chat's earlier messages keep the reply waiting
+        # (Telegram would give up on the call and deliver the update again).
+        outbox = self.outbox_for(msg.chat_id, normalize_lang(lang), handoff=quick)
         # Quick answers of a burst take turns: thousands of requests in flight at once
         # would cost more in connection-pool bookkeeping than in answering.
-        gate = self._quick_gate if self.conversation.is_control(msg) else contextlib.nullcontext()
+        gate = self._quick_gate if quick else contextlib.nullcontext()
         self.stats.jobs_running += 1
         try:
             async with gate:

@@ -8,8 +8,11 @@ that shows something first waits here for a slot:
   job's first sign of life, then those with progress edits; typing only while the last
   second used less than a share of the budget, so it never delays anything that matters.
   Within a chat, messages go in the order they were asked for;
-- between chats of one class in turn (round robin), each chat at its own pace, so no chat
-  waits behind another chat's backlog and none is sent to faster than Telegram allows;
+- between chats of one class, the chat whose job started first goes first (a chat that
+  has waited longest is finished before newer ones are begun, so under a crowd answers
+  complete progressively), but a chat with a backlog goes to the back after each turn
+  it had while its backlog lasted (round robin), so no chat waits behind another chat's
+  backlog; each chat at its own pace, none sent to faster than Telegram allows;
 - never into a 429 on purpose: at most `per_second` slots in any window of a second, and a
   chat told `retry_after` gets nothing before exactly that long.
 
@@ -66,6 +69,7 @@ class _Request:
     chat: _Chat
     priority: Priority
     future: asyncio.Future[None]
+    since: float  # when the job asking for it started: older jobs go first
     seq: int = 0
     granted_at: float | None = None
     chat_was_free_at: float = 0.0
@@ -77,6 +81,7 @@ class _Chat:
     interval: float
     paced_at: float = 0.0  # no message before this: the chat's pace
     flood_until: float = 0.0  # nothing at all before this: Telegram's retry_after
+    streak: int = 0  # turns had while more of its requests waited: its backlog's place
     waiting: dict[Priority, collections.deque[_Request]] = field(default_factory=dict)
     listed: set[Priority] = field(default_factory=set)  # in the class's turn queue
     asleep: set[Priority] = field(default_factory=set)  # in the wake-up heap
@@ -105,9 +110,8 @@ class SendScheduler:
         self._on_429 = on_429
         self._clock = clock
         self._chats: dict[int, _Chat] = {}
-        self._turns: dict[Priority, collections.deque[_Chat]] = {
-            p: collections.deque() for p in Priority
-        }
+        # Per class, the chats waiting for a turn: (streak, oldest job, order, chat).
+        self._turns: dict[Priority, list[tuple[int, float, int, _Chat]]] = {p: [] for p in Priority}
         self._wakeups: list[tuple[float, int, Priority, _Chat]] = []
         self._order = itertools.count()
         self._sent: collections.deque[float] = collections.deque()  # slot times, last window
@@ -118,12 +122,18 @@ class SendScheduler:
         self._grants = 0
 
     # ------------------------------------------------------------------ callers
-    async def slot(self, chat_id: int, priority: Priority) -> None:
-        """Wait for this chat's turn to send one call of this class. Cancelling the wait
-        withdraws the request (and gives back a slot granted but not yet used)."""
+    def now(self) -> float:
+        """The scheduler's clock, for the `since` of `slot`."""
+        return self._clock()
+
+    async def slot(self, chat_id: int, priority: Priority, *, since: float | None = None) -> None:
+        """Wait for this chat's turn to send one call of this class; `since` is when the
+        job asking started (`now()` if not given). Cancelling the wait withdraws the
+        request (and gives back a slot granted but not yet used)."""
         chat = self._chat(chat_id)
         future = asyncio.get_running_loop().create_future()
-        request = _Request(chat, priority, future, next(self._order))
+        started = self._clock() if since is None else since
+        request = _Request(chat, priority, future, started, next(self._order))
         chat.waiting.setdefault(priority, collections.deque()).append(request)
         self._list(chat, priority)
         self._pump()
@@ -165,7 +175,8 @@ class SendScheduler:
     def _list(self, chat: _Chat, priority: Priority) -> None:
         if priority not in chat.listed and priority not in chat.asleep:
             chat.listed.add(priority)
-            self._turns[priority].append(chat)
+            oldest = min(r.since for r in chat.waiting[priority])
+            heapq.heappush(self._turns[priority], (chat.streak, oldest, next(self._order), chat))
 
     def _withdraw(self, request: _Request) -> None:
         chat = request.chat
@@ -229,7 +240,7 @@ class SendScheduler:
         sleep until they may."""
         turns = self._turns[priority]
         while turns:
-            chat = turns.popleft()
+            chat = heapq.heappop(turns)[3]
             chat.listed.discard(priority)
             if not chat.has(priority):
                 continue
@@ -257,6 +268,11 @@ class SendScheduler:
         self._sent.append(now)
         if request.priority is not Priority.TYPING:
             chat.paced_at = max(chat.paced_at, now + chat.interval)
+            # A chat that still has messages waiting has a backlog: after this turn it
+            # waits behind chats that have had fewer; one that asks once at a time keeps
+            # its job's place.
+            backlog = any(q for p, q in chat.waiting.items() if p is not Priority.TYPING)
+            chat.streak = chat.streak + 1 if backlog else 0
         for priority, queue in chat.waiting.items():
             if queue:
                 self._list(chat, priority)
