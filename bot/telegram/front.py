@@ -29,6 +29,7 @@ from bot.io import Attachment, Inbound, Outbox, ReaderFor, SendText
 from bot.ops.metrics import Metrics
 from bot.settings import Settings
 from bot.telegram.aiohttp_request import AiohttpRequest
+from bot.telegram.bounded import Recent
 from bot.telegram.commands import COMMANDS
 from bot.telegram.delivery import RetryPolicy
 from bot.telegram.inbound import (
@@ -40,7 +41,13 @@ from bot.telegram.inbound import (
     reader_for,
     to_inbound,
 )
-from bot.telegram.outbox import FrontStats, RenderConfig, Renderer, TelegramOutbox
+from bot.telegram.outbox import (
+    RECORDS_LIMIT,
+    FrontStats,
+    RenderConfig,
+    Renderer,
+    TelegramOutbox,
+)
 from bot.telegram.sending import SendScheduler
 from bot.telegram.updates_request import TolerantUpdatesRequest
 from bot.texts import fmt_size, normalize_lang, t
@@ -150,7 +157,8 @@ class TelegramFront:
         self._tasks: set[asyncio.Task[None]] = set()
         self._renderer: Renderer | None = None
         self._http: httpx.AsyncClient | None = None
-        self._refused_chats: set[int] = set()
+        # Chats told they are not allowed, told once (once more if long forgotten).
+        self._refused_chats: Recent[int, bool] = Recent(RECORDS_LIMIT)
         self._bot: Bot | None = None
         self._bot_id = 0
         self._quick_gate = asyncio.Semaphore(64)
@@ -450,7 +458,7 @@ class TelegramFront:
             await self._answer(query)
         if chat_id < 0 or chat_id in self._refused_chats or update.message is None:
             return
-        self._refused_chats.add(chat_id)
+        self._refused_chats[chat_id] = True
         log.info("refused a user not on the allowlist", extra={"chat_id": chat_id})
         await self.outbox_for(chat_id, lang).send(SendText(t("not_allowed", lang, user_id=user_id)))
 

@@ -43,6 +43,7 @@ from bot.io import (
     SendVideo,
     Stream,
 )
+from bot.telegram.bounded import DistinctCount, Recent
 from bot.telegram.delivery import RetryPolicy, deliver_with_retry
 from bot.telegram.format import html_is_balanced, markdown_to_html, split_text
 from bot.telegram.mp4 import Mp4Info, probe_mp4
@@ -56,6 +57,7 @@ __all__ = ["FrontStats", "RenderConfig", "Renderer", "TelegramOutbox", "is_publi
 log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024
+RECORDS_LIMIT = 10_000  # entries per kind of per-chat record kept in memory
 T = TypeVar("T")
 
 
@@ -80,7 +82,7 @@ class FrontStats:
     """What `/stats` shows operators: counted by this process since it started."""
 
     started_at: float = field(default_factory=time.time)
-    chats: set[int] = field(default_factory=set)
+    chats: DistinctCount = field(default_factory=DistinctCount)
     jobs_running: int = 0
     exports_by_day: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
@@ -112,9 +114,19 @@ class Renderer:
         self.config = config or RenderConfig()
         self.stats = stats or FrontStats()
         self.sending = sending or SendScheduler(self.config.limits)
-        self.video_ids: dict[str, str] = {}  # video URL -> Telegram file_id, to send it again
+        # Video URL -> Telegram file_id, to send it again without uploading it again.
+        self.video_ids: Recent[str, str] = Recent(RECORDS_LIMIT)
         self.closed = False  # set when the bot shuts down: nothing can be sent any more
-        self._last_action: dict[int, tuple[str, float]] = {}
+        # The last chat action per chat; it matters for seconds, so only recent ones stay.
+        self._last_action: Recent[int, tuple[str, float]] = Recent(RECORDS_LIMIT)
+
+    def records(self) -> dict[str, int]:
+        """How many per-chat entries are held in memory, by kind."""
+        return {
+            "video_ids": len(self.video_ids),
+            "chat_actions": len(self._last_action),
+            "pacers": self.sending.chats(),
+        }
 
     def action_due(self, chat_id: int, action: str) -> bool:
         """Whether to send `action` now: not when the chat shows it already (sent well

@@ -113,13 +113,15 @@ class SendScheduler:
         # Per class, the chats waiting for a turn: (streak, oldest job, order, chat).
         self._turns: dict[Priority, list[tuple[int, float, int, _Chat]]] = {p: [] for p in Priority}
         self._wakeups: list[tuple[float, int, Priority, _Chat]] = []
+        # When each chat granted a slot (or told to wait) may be forgotten if idle by then:
+        # a chat's pace is remembered only while it matters.
+        self._expiries: list[tuple[float, int, _Chat]] = []
         self._order = itertools.count()
         self._sent: collections.deque[float] = collections.deque()  # slot times, last window
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._floods = 0  # 429s since the last log line about them
         self._flood_logged_at = float("-inf")
-        self._grants = 0
 
     # ------------------------------------------------------------------ callers
     def now(self) -> float:
@@ -148,6 +150,7 @@ class SendScheduler:
         now = self._clock()
         chat = self._chat(chat_id)
         chat.flood_until = max(chat.flood_until, now + seconds)
+        heapq.heappush(self._expiries, (chat.flood_until, next(self._order), chat))
         self._floods += 1
         if self._on_429 is not None:
             self._on_429()
@@ -162,6 +165,11 @@ class SendScheduler:
 
     def waiting(self) -> int:
         return sum(len(q) for chat in self._chats.values() for q in chat.waiting.values())
+
+    def chats(self) -> int:
+        """Chats whose pace or requests are remembered: those active within their
+        interval (or `retry_after`), not every chat ever seen."""
+        return len(self._chats)
 
     # ------------------------------------------------------------------ bookkeeping
     def _chat(self, chat_id: int) -> _Chat:
@@ -195,8 +203,9 @@ class SendScheduler:
 
     def _forget_if_idle(self, chat: _Chat) -> None:
         idle = not chat.listed and not chat.asleep and not any(chat.waiting.values())
-        if idle and chat.free_at(Priority.ANSWER) <= self._clock():
-            self._chats.pop(chat.chat_id, None)
+        current = self._chats.get(chat.chat_id) is chat  # not one made since it was forgotten
+        if idle and current and chat.free_at(Priority.ANSWER) <= self._clock():
+            del self._chats[chat.chat_id]
 
     # ------------------------------------------------------------------ granting
     def _window_used(self, now: float) -> int:
@@ -210,6 +219,8 @@ class SendScheduler:
         """Grant every slot that can go now, then sleep until the next one can."""
         now = self._clock()
         self._wake(now)
+        while self._expiries and self._expiries[0][0] <= now:
+            self._forget_if_idle(heapq.heappop(self._expiries)[2])
         while self._window_used(now) < self.limits.per_second:
             request = self._next(now)
             if request is None:
@@ -277,10 +288,7 @@ class SendScheduler:
             if queue:
                 self._list(chat, priority)
         request.future.set_result(None)
-        self._grants += 1
-        if self._grants % 4096 == 0:  # chats long quiet are forgotten
-            for idle in [c for c in self._chats.values() if c.free_at(Priority.ANSWER) <= now]:
-                self._forget_if_idle(idle)
+        heapq.heappush(self._expiries, (chat.free_at(Priority.ANSWER), next(self._order), chat))
 
     def _arm(self, now: float) -> None:
         """One timer for the next moment something may be granted."""
