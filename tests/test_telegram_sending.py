@@ -72,6 +72,27 @@ async def test_the_chat_whose_job_began_first_goes_first_however_late_it_asks() 
     assert order == [100, 200, 201, 202, 203], order
 
 
+async def test_a_backlog_counts_as_begun_a_pace_later_per_turn() -> None:
+    """A job's backlog goes before jobs begun well after it, never behind a whole crowd
+    of them, and takes turns with jobs begun at about its time."""
+    limits = SendLimits(per_second=2, private_interval_s=0.0, margin_s=0.0, chat_margin_s=0.0)
+    scheduler = SendScheduler(limits)
+    began = scheduler.now()
+    for chat_id in (-1, -2):  # this second's budget spent
+        await scheduler.slot(chat_id, Priority.ANSWER)
+    order: list[int] = []
+
+    async def ask(chat_id: int, since: float) -> None:
+        await scheduler.slot(chat_id, Priority.ANSWER, since=since)
+        order.append(chat_id)
+
+    asks = [ask(100, began) for _ in range(3)]  # a backlog of three
+    asks += [ask(200 + i, began + 10.0) for i in range(3)]  # jobs begun long after
+    asks += [ask(300, began + 0.5)]  # a job begun just after it
+    await asyncio.gather(*asks)
+    assert order == [100, 300, 100, 100, 200, 201, 202], order
+
+
 async def test_a_status_lines_last_word_goes_before_other_chats_first_signs_of_life() -> None:
     """The job waits for its status line's last word ("Ready"): behind a crowd of new
     jobs' first messages it would not finish until every one of them was shown."""

@@ -10,9 +10,9 @@ that shows something first waits here for a slot:
   Within a chat, messages go in the order they were asked for;
 - between chats of one class, the chat whose job started first goes first (a chat that
   has waited longest is finished before newer ones are begun, so under a crowd answers
-  complete progressively), but a chat with a backlog goes to the back after each turn
-  it had while its backlog lasted (round robin), so no chat waits behind another chat's
-  backlog; each chat at its own pace, none sent to faster than Telegram allows;
+  complete progressively); a chat's backlog counts as begun a pace later for each turn
+  it has had while its backlog lasted, so no chat waits behind another chat's backlog;
+  each chat at its own pace, none sent to faster than Telegram allows;
 - never into a 429 on purpose: at most `per_second` slots in any window of a second, and a
   chat told `retry_after` gets nothing before exactly that long.
 
@@ -110,8 +110,8 @@ class SendScheduler:
         self._on_429 = on_429
         self._clock = clock
         self._chats: dict[int, _Chat] = {}
-        # Per class, the chats waiting for a turn: (streak, oldest job, order, chat).
-        self._turns: dict[Priority, list[tuple[int, float, int, _Chat]]] = {p: [] for p in Priority}
+        # Per class, the chats waiting for a turn: (when its job began, order, chat).
+        self._turns: dict[Priority, list[tuple[float, int, _Chat]]] = {p: [] for p in Priority}
         self._wakeups: list[tuple[float, int, Priority, _Chat]] = []
         # When each chat granted a slot (or told to wait) may be forgotten if idle by then:
         # a chat's pace is remembered only while it matters.
@@ -184,7 +184,10 @@ class SendScheduler:
         if priority not in chat.listed and priority not in chat.asleep:
             chat.listed.add(priority)
             oldest = min(r.since for r in chat.waiting[priority])
-            heapq.heappush(self._turns[priority], (chat.streak, oldest, next(self._order), chat))
+            # A backlog's next message counts as begun a pace (at least a second) later
+            # per turn the backlog has had: other chats' jobs of that time go in between.
+            begun = oldest + chat.streak * max(chat.interval, 1.0)
+            heapq.heappush(self._turns[priority], (begun, next(self._order), chat))
 
     def _withdraw(self, request: _Request) -> None:
         chat = request.chat
@@ -251,7 +254,7 @@ class SendScheduler:
         sleep until they may."""
         turns = self._turns[priority]
         while turns:
-            chat = heapq.heappop(turns)[3]
+            chat = heapq.heappop(turns)[2]
             chat.listed.discard(priority)
             if not chat.has(priority):
                 continue
