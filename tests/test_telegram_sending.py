@@ -12,7 +12,7 @@ import httpx
 import pytest
 from telegram import Bot
 
-from bot.io import ChatAction, SendText, Stream
+from bot.io import ChatAction, Progress, SendText, Stream
 from bot.ops.metrics import Metrics
 from bot.telegram import RenderConfig, Renderer
 from bot.telegram.sending import Priority, SendLimits, SendScheduler
@@ -49,6 +49,82 @@ async def test_chats_take_turns_whatever_their_backlog() -> None:
     order = await grant_order(scheduler, asks)
     chats = [asks[i][0] for i in order]
     assert chats[:3] == [1, 2, 3], "a chat's backlog does not hold the others up"
+
+
+async def test_the_chat_whose_job_began_first_goes_first_however_late_it_asks() -> None:
+    """A crowd of new chats must not keep a chat that began earlier from finishing: its
+    next message goes before their first ones, so answers complete in the order asked."""
+    limits = SendLimits(per_second=2, private_interval_s=0.0, margin_s=0.0, chat_margin_s=0.0)
+    scheduler = SendScheduler(limits)
+    began = scheduler.now()
+    for chat_id in (-1, -2):  # this second's budget spent
+        await scheduler.slot(chat_id, Priority.ANSWER)
+    order: list[int] = []
+
+    async def ask(chat_id: int, since: float) -> None:
+        await scheduler.slot(chat_id, Priority.ANSWER, since=since)
+        order.append(chat_id)
+
+    crowd = [asyncio.create_task(ask(200 + i, began + 1.0 + i)) for i in range(4)]
+    await asyncio.sleep(0)  # the crowd asks first ...
+    earlier = asyncio.create_task(ask(100, began))  # ... the chat begun earlier asks last
+    await asyncio.gather(*crowd, earlier)
+    assert order == [100, 200, 201, 202, 203], order
+
+
+async def test_a_backlog_counts_as_begun_a_pace_later_per_turn() -> None:
+    """A job's backlog goes before jobs begun well after it, never behind a whole crowd
+    of them, and takes turns with jobs begun at about its time."""
+    limits = SendLimits(per_second=2, private_interval_s=0.0, margin_s=0.0, chat_margin_s=0.0)
+    scheduler = SendScheduler(limits)
+    began = scheduler.now()
+    for chat_id in (-1, -2):  # this second's budget spent
+        await scheduler.slot(chat_id, Priority.ANSWER)
+    order: list[int] = []
+
+    async def ask(chat_id: int, since: float) -> None:
+        await scheduler.slot(chat_id, Priority.ANSWER, since=since)
+        order.append(chat_id)
+
+    asks = [ask(100, began) for _ in range(3)]  # a backlog of three
+    asks += [ask(200 + i, began + 10.0) for i in range(3)]  # jobs begun long after
+    asks += [ask(300, began + 0.5)]  # a job begun just after it
+    await asyncio.gather(*asks)
+    assert order == [100, 300, 100, 100, 200, 201, 202], order
+
+
+async def test_a_status_lines_last_word_goes_before_other_chats_first_signs_of_life() -> None:
+    """The job waits for its status line's last word ("Ready"): behind a crowd of new
+    jobs' first messages it would not finish until every one of them was shown."""
+    async with FakeBotApi() as api:
+        bot = Bot(api.token, base_url=api.base_url, base_file_url=api.base_file_url)
+        per_second = 4
+        limits = SendLimits(
+            per_second=per_second, private_interval_s=0.0, margin_s=0.0, chat_margin_s=0.0
+        )
+        scheduler = SendScheduler(limits)
+        async with bot, httpx.AsyncClient() as http:
+            renderer = Renderer(bot, http, RenderConfig(), sending=scheduler)
+            mine = renderer.outbox(1)
+            await mine.send(Progress("setup", "Setting things up"))
+            await api.wait_for(lambda: api.sent(1), 5, "the status line shown")
+            for chat_id in range(-1, -1 - per_second, -1):  # this second's budget spent
+                await scheduler.slot(chat_id, Priority.ANSWER)
+            crowd = [renderer.outbox(c) for c in range(100, 112)]
+            for outbox in crowd:
+                await outbox.send(Progress("work", "Working on it"))
+            await asyncio.sleep(0.05)  # their first messages wait for a turn
+            await mine.send(Progress("setup", "Ready", done=True))
+            for outbox in crowd:
+                await outbox.close()
+        (edit,) = api.calls_of("editMessageText")
+        shown_before = [
+            c
+            for c in api.calls_of("sendMessage")
+            if c.chat_id in range(100, 112) and c.at < edit.at
+        ]
+        assert len(shown_before) < per_second, "the last word waited behind the crowd"
+        assert [m.text for m in api.sent(1)] == ["Ready"]
 
 
 async def test_a_chat_waits_its_interval_and_a_withdrawn_slot_is_given_back() -> None:

@@ -31,6 +31,7 @@ from bot.ops.metrics import Metrics
 from bot.settings import Settings
 from bot.store import ChatStore
 from bot.telegram.aiohttp_request import AiohttpRequest
+from bot.telegram.bounded import Recent
 from bot.telegram.commands import COMMANDS
 from bot.telegram.delivery import RetryPolicy
 from bot.telegram.inbound import (
@@ -42,7 +43,13 @@ from bot.telegram.inbound import (
     reader_for,
     to_inbound,
 )
-from bot.telegram.outbox import FrontStats, RenderConfig, Renderer, TelegramOutbox
+from bot.telegram.outbox import (
+    RECORDS_LIMIT,
+    FrontStats,
+    RenderConfig,
+    Renderer,
+    TelegramOutbox,
+)
 from bot.telegram.sending import SendScheduler
 from bot.telegram.updates_request import TolerantUpdatesRequest
 from bot.texts import fmt_size, normalize_lang, t
@@ -126,7 +133,8 @@ class TelegramFront:
         self._tasks: set[asyncio.Task[None]] = set()
         self._renderer: Renderer | None = None
         self._http: httpx.AsyncClient | None = None
-        self._refused_chats: set[int] = set()
+        # Chats told they are not allowed, told once (once more if long forgotten).
+        self._refused_chats: Recent[int, bool] = Recent(RECORDS_LIMIT)
         self._bot: Bot | None = None
         self._bot_id = 0
         self._quick_gate = asyncio.Semaphore(64)
@@ -172,8 +180,10 @@ class TelegramFront:
             raise RuntimeError("the application has not been initialised")
         return self._renderer
 
-    def outbox_for(self, chat_id: int, lang: str | None = None) -> TelegramOutbox:
-        return self.renderer.outbox(chat_id, lang)
+    def outbox_for(
+        self, chat_id: int, lang: str | None = None, *, handoff: bool = False
+    ) -> TelegramOutbox:
+        return self.renderer.outbox(chat_id, lang, handoff=handoff)
 
     async def _post_init(self, application: PTBApp) -> None:
         bot = application.bot
@@ -343,10 +353,14 @@ class TelegramFront:
         def unstored() -> None:
             stored(False)
 
-        outbox = self.outbox_for(msg.chat_id, normalize_lang(lang))
+        quick = self.conversation.is_control(msg)
+        # A quick answer is handed to the sender once computed: its webhook call is then
+        # answered, however long the chat's earlier messages keep the reply waiting
+        # (Telegram would give up on the call and deliver the update again).
+        outbox = self.outbox_for(msg.chat_id, normalize_lang(lang), handoff=quick)
         # Quick answers of a burst take turns: thousands of requests in flight at once
         # would cost more in connection-pool bookkeeping than in answering.
-        gate = self._quick_gate if self.conversation.is_control(msg) else contextlib.nullcontext()
+        gate = self._quick_gate if quick else contextlib.nullcontext()
         self.stats.jobs_running += 1
         try:
             async with gate:
@@ -420,7 +434,7 @@ class TelegramFront:
             await self._answer(query)
         if chat_id < 0 or chat_id in self._refused_chats or update.message is None:
             return
-        self._refused_chats.add(chat_id)
+        self._refused_chats[chat_id] = True
         log.info("refused a user not on the allowlist", extra={"chat_id": chat_id})
         await self.outbox_for(chat_id, lang).send(SendText(t("not_allowed", lang, user_id=user_id)))
 

@@ -43,6 +43,7 @@ from bot.io import (
     SendVideo,
     Stream,
 )
+from bot.telegram.bounded import DistinctCount, Recent
 from bot.telegram.delivery import RetryPolicy, deliver_with_retry
 from bot.telegram.format import html_is_balanced, markdown_to_html, split_text
 from bot.telegram.mp4 import Mp4Info, probe_mp4
@@ -56,6 +57,7 @@ __all__ = ["FrontStats", "RenderConfig", "Renderer", "TelegramOutbox", "is_publi
 log = logging.getLogger(__name__)
 
 CAPTION_LIMIT = 1024
+RECORDS_LIMIT = 10_000  # entries per kind of per-chat record kept in memory
 T = TypeVar("T")
 
 
@@ -80,7 +82,7 @@ class FrontStats:
     """What `/stats` shows operators: counted by this process since it started."""
 
     started_at: float = field(default_factory=time.time)
-    chats: set[int] = field(default_factory=set)
+    chats: DistinctCount = field(default_factory=DistinctCount)
     jobs_running: int = 0
     exports_by_day: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
@@ -112,9 +114,19 @@ class Renderer:
         self.config = config or RenderConfig()
         self.stats = stats or FrontStats()
         self.sending = sending or SendScheduler(self.config.limits)
-        self.video_ids: dict[str, str] = {}  # video URL -> Telegram file_id, to send it again
+        # Video URL -> Telegram file_id, to send it again without uploading it again.
+        self.video_ids: Recent[str, str] = Recent(RECORDS_LIMIT)
         self.closed = False  # set when the bot shuts down: nothing can be sent any more
-        self._last_action: dict[int, tuple[str, float]] = {}
+        # The last chat action per chat; it matters for seconds, so only recent ones stay.
+        self._last_action: Recent[int, tuple[str, float]] = Recent(RECORDS_LIMIT)
+
+    def records(self) -> dict[str, int]:
+        """How many per-chat entries are held in memory, by kind."""
+        return {
+            "video_ids": len(self.video_ids),
+            "chat_actions": len(self._last_action),
+            "pacers": self.sending.chats(),
+        }
 
     def action_due(self, chat_id: int, action: str) -> bool:
         """Whether to send `action` now: not when the chat shows it already (sent well
@@ -127,8 +139,10 @@ class Renderer:
         self._last_action[chat_id] = (action, now)
         return True
 
-    def outbox(self, chat_id: int, lang: str | None = None) -> TelegramOutbox:
-        return TelegramOutbox(self, chat_id, lang)
+    def outbox(
+        self, chat_id: int, lang: str | None = None, *, handoff: bool = False
+    ) -> TelegramOutbox:
+        return TelegramOutbox(self, chat_id, lang, handoff=handoff)
 
 
 @dataclass
@@ -159,9 +173,11 @@ class _Skipped(TelegramError):
 _SLOT_HELD: ContextVar[bool] = ContextVar("slot_held", default=False)
 
 
-def _priority(live: _Live, *, final: bool, create: bool) -> Priority:
-    if final and live.formatted:
-        return Priority.ANSWER  # the complete answer
+def _priority(*, final: bool, create: bool) -> Priority:
+    if final:
+        # The complete answer, or a status line's last word: the job waits for it, so it
+        # must never wait behind other chats' first signs of life.
+        return Priority.ANSWER
     return Priority.FIRST if create else Priority.PROGRESS
 
 
@@ -209,19 +225,60 @@ def _is_parse_error(exc: TelegramError) -> bool:
 
 
 class TelegramOutbox:
-    """One conversation turn's view of one chat; `close()` when the turn is over."""
+    """One conversation turn's view of one chat; `close()` when the turn is over.
 
-    def __init__(self, renderer: Renderer, chat_id: int, lang: str | None = None) -> None:
+    Its sends wait for their turn as of when the turn began (the outbox was made), so a
+    job begun earlier is served before later ones. With `handoff`, a complete message
+    (`SendText`) is handed to the sender and `send` returns at once: a quick answer is
+    done once computed, not once the chat's pace lets it out; later operations still
+    go out after it, and `close()` waits until it went."""
+
+    def __init__(
+        self, renderer: Renderer, chat_id: int, lang: str | None = None, *, handoff: bool = False
+    ) -> None:
         self._r = renderer
         self._bot = renderer.bot
         self.chat_id = chat_id
         self.lang = lang
+        self._since = renderer.sending.now()
+        self._handoff = handoff
+        self._handed: asyncio.Task[None] | None = None  # the last message handed over
         self._live: dict[str, _Live] = {}
         self._typing: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ entry points
     async def send(self, op: Outbound) -> None:
         """Render `op`; see `bot.io.Outbox` (a video not delivered raises `DeliveryFailed`)."""
+        if self._handoff and isinstance(op, SendText):
+            self._handed = asyncio.create_task(self._after(self._handed, op))
+            return
+        await self._settle()
+        await self._render(op)
+
+    async def _after(self, previous: asyncio.Task[None] | None, op: Outbound) -> None:
+        if previous is not None:
+            await asyncio.wait({previous})
+        try:
+            await self._render(op)
+        except Exception as exc:  # nobody awaits this task to be told
+            log.warning(
+                "a handed-over message was not sent",
+                extra={"chat_id": self.chat_id, "error": type(exc).__name__},
+            )
+
+    async def _settle(self) -> None:
+        """Wait until every message handed over has gone (or been given up)."""
+        handed = self._handed
+        if handed is not None:
+            try:
+                await asyncio.wait({handed})
+            except asyncio.CancelledError:
+                handed.cancel()
+                raise
+            if self._handed is handed:
+                self._handed = None
+
+    async def _render(self, op: Outbound) -> None:
         if isinstance(op, SendVideo):
             await self._send_video(op)
             return
@@ -249,6 +306,7 @@ class TelegramOutbox:
 
     async def close(self) -> None:
         """Deliver what is still pending and stop the typing indicator."""
+        await self._settle()
         for live in self._live.values():
             await self._stop_flusher(live)
             if not live.done and live.pending is not None:
@@ -277,7 +335,7 @@ class TelegramOutbox:
             if _SLOT_HELD.get():
                 _SLOT_HELD.set(False)
             else:
-                await self._r.sending.slot(self.chat_id, priority)
+                await self._r.sending.slot(self.chat_id, priority, since=self._since)
             try:
                 return await make()
             except RetryAfter as exc:
@@ -411,8 +469,9 @@ class TelegramOutbox:
         while live.pending is not None and not live.done:
             async with live.showing:
                 create = not live.message_ids
-                priority = _priority(live, final=False, create=create)
-                await self._r.sending.slot(self.chat_id, priority)  # cancelled: nothing sent
+                priority = _priority(final=False, create=create)
+                # Cancelled while waiting: nothing was sent.
+                await self._r.sending.slot(self.chat_id, priority, since=self._since)
                 text, live.pending = live.pending, None
                 if text is None:
                     return
@@ -451,7 +510,7 @@ class TelegramOutbox:
                 if index < len(live.message_ids):
                     if live.shown[index] == body and not buttons:
                         continue
-                    priority = _priority(live, final=final, create=False)
+                    priority = _priority(final=final, create=False)
                     edit = functools.partial(
                         self._edit_message,
                         live.message_ids[index],
@@ -462,7 +521,7 @@ class TelegramOutbox:
                     await self._html_or_plain(edit, body, plain, is_html)
                     live.shown[index] = body
                 else:
-                    priority = _priority(live, final=final, create=True)
+                    priority = _priority(final=final, create=True)
                     send = functools.partial(
                         self._send_message, buttons=buttons, must=must, priority=priority
                     )
@@ -534,7 +593,7 @@ class TelegramOutbox:
             return
         try:
             async with asyncio.timeout(self._r.config.typing_every_s):
-                await self._r.sending.slot(self.chat_id, Priority.TYPING)
+                await self._r.sending.slot(self.chat_id, Priority.TYPING, since=self._since)
         except TimeoutError:
             return
         try:

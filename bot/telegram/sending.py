@@ -8,8 +8,11 @@ that shows something first waits here for a slot:
   job's first sign of life, then those with progress edits; typing only while the last
   second used less than a share of the budget, so it never delays anything that matters.
   Within a chat, messages go in the order they were asked for;
-- between chats of one class in turn (round robin), each chat at its own pace, so no chat
-  waits behind another chat's backlog and none is sent to faster than Telegram allows;
+- between chats of one class, the chat whose job started first goes first (a chat that
+  has waited longest is finished before newer ones are begun, so under a crowd answers
+  complete progressively); a chat's backlog counts as begun a pace later for each turn
+  it has had while its backlog lasted, so no chat waits behind another chat's backlog;
+  each chat at its own pace, none sent to faster than Telegram allows;
 - never into a 429 on purpose: at most `per_second` slots in any window of a second, and a
   chat told `retry_after` gets nothing before exactly that long.
 
@@ -66,6 +69,7 @@ class _Request:
     chat: _Chat
     priority: Priority
     future: asyncio.Future[None]
+    since: float  # when the job asking for it started: older jobs go first
     seq: int = 0
     granted_at: float | None = None
     chat_was_free_at: float = 0.0
@@ -77,6 +81,7 @@ class _Chat:
     interval: float
     paced_at: float = 0.0  # no message before this: the chat's pace
     flood_until: float = 0.0  # nothing at all before this: Telegram's retry_after
+    streak: int = 0  # turns had while more of its requests waited: its backlog's place
     waiting: dict[Priority, collections.deque[_Request]] = field(default_factory=dict)
     listed: set[Priority] = field(default_factory=set)  # in the class's turn queue
     asleep: set[Priority] = field(default_factory=set)  # in the wake-up heap
@@ -105,25 +110,32 @@ class SendScheduler:
         self._on_429 = on_429
         self._clock = clock
         self._chats: dict[int, _Chat] = {}
-        self._turns: dict[Priority, collections.deque[_Chat]] = {
-            p: collections.deque() for p in Priority
-        }
+        # Per class, the chats waiting for a turn: (when its job began, order, chat).
+        self._turns: dict[Priority, list[tuple[float, int, _Chat]]] = {p: [] for p in Priority}
         self._wakeups: list[tuple[float, int, Priority, _Chat]] = []
+        # When each chat granted a slot (or told to wait) may be forgotten if idle by then:
+        # a chat's pace is remembered only while it matters.
+        self._expiries: list[tuple[float, int, _Chat]] = []
         self._order = itertools.count()
         self._sent: collections.deque[float] = collections.deque()  # slot times, last window
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._floods = 0  # 429s since the last log line about them
         self._flood_logged_at = float("-inf")
-        self._grants = 0
 
     # ------------------------------------------------------------------ callers
-    async def slot(self, chat_id: int, priority: Priority) -> None:
-        """Wait for this chat's turn to send one call of this class. Cancelling the wait
-        withdraws the request (and gives back a slot granted but not yet used)."""
+    def now(self) -> float:
+        """The scheduler's clock, for the `since` of `slot`."""
+        return self._clock()
+
+    async def slot(self, chat_id: int, priority: Priority, *, since: float | None = None) -> None:
+        """Wait for this chat's turn to send one call of this class; `since` is when the
+        job asking started (`now()` if not given). Cancelling the wait withdraws the
+        request (and gives back a slot granted but not yet used)."""
         chat = self._chat(chat_id)
         future = asyncio.get_running_loop().create_future()
-        request = _Request(chat, priority, future, next(self._order))
+        started = self._clock() if since is None else since
+        request = _Request(chat, priority, future, started, next(self._order))
         chat.waiting.setdefault(priority, collections.deque()).append(request)
         self._list(chat, priority)
         self._pump()
@@ -138,6 +150,7 @@ class SendScheduler:
         now = self._clock()
         chat = self._chat(chat_id)
         chat.flood_until = max(chat.flood_until, now + seconds)
+        heapq.heappush(self._expiries, (chat.flood_until, next(self._order), chat))
         self._floods += 1
         if self._on_429 is not None:
             self._on_429()
@@ -153,6 +166,11 @@ class SendScheduler:
     def waiting(self) -> int:
         return sum(len(q) for chat in self._chats.values() for q in chat.waiting.values())
 
+    def chats(self) -> int:
+        """Chats whose pace or requests are remembered: those active within their
+        interval (or `retry_after`), not every chat ever seen."""
+        return len(self._chats)
+
     # ------------------------------------------------------------------ bookkeeping
     def _chat(self, chat_id: int) -> _Chat:
         chat = self._chats.get(chat_id)
@@ -165,7 +183,11 @@ class SendScheduler:
     def _list(self, chat: _Chat, priority: Priority) -> None:
         if priority not in chat.listed and priority not in chat.asleep:
             chat.listed.add(priority)
-            self._turns[priority].append(chat)
+            oldest = min(r.since for r in chat.waiting[priority])
+            # A backlog's next message counts as begun a pace (at least a second) later
+            # per turn the backlog has had: other chats' jobs of that time go in between.
+            begun = oldest + chat.streak * max(chat.interval, 1.0)
+            heapq.heappush(self._turns[priority], (begun, next(self._order), chat))
 
     def _withdraw(self, request: _Request) -> None:
         chat = request.chat
@@ -184,8 +206,9 @@ class SendScheduler:
 
     def _forget_if_idle(self, chat: _Chat) -> None:
         idle = not chat.listed and not chat.asleep and not any(chat.waiting.values())
-        if idle and chat.free_at(Priority.ANSWER) <= self._clock():
-            self._chats.pop(chat.chat_id, None)
+        current = self._chats.get(chat.chat_id) is chat  # not one made since it was forgotten
+        if idle and current and chat.free_at(Priority.ANSWER) <= self._clock():
+            del self._chats[chat.chat_id]
 
     # ------------------------------------------------------------------ granting
     def _window_used(self, now: float) -> int:
@@ -199,6 +222,8 @@ class SendScheduler:
         """Grant every slot that can go now, then sleep until the next one can."""
         now = self._clock()
         self._wake(now)
+        while self._expiries and self._expiries[0][0] <= now:
+            self._forget_if_idle(heapq.heappop(self._expiries)[2])
         while self._window_used(now) < self.limits.per_second:
             request = self._next(now)
             if request is None:
@@ -229,7 +254,7 @@ class SendScheduler:
         sleep until they may."""
         turns = self._turns[priority]
         while turns:
-            chat = turns.popleft()
+            chat = heapq.heappop(turns)[2]
             chat.listed.discard(priority)
             if not chat.has(priority):
                 continue
@@ -257,14 +282,16 @@ class SendScheduler:
         self._sent.append(now)
         if request.priority is not Priority.TYPING:
             chat.paced_at = max(chat.paced_at, now + chat.interval)
+            # A chat that still has messages waiting has a backlog: after this turn it
+            # waits behind chats that have had fewer; one that asks once at a time keeps
+            # its job's place.
+            backlog = any(q for p, q in chat.waiting.items() if p is not Priority.TYPING)
+            chat.streak = chat.streak + 1 if backlog else 0
         for priority, queue in chat.waiting.items():
             if queue:
                 self._list(chat, priority)
         request.future.set_result(None)
-        self._grants += 1
-        if self._grants % 4096 == 0:  # chats long quiet are forgotten
-            for idle in [c for c in self._chats.values() if c.free_at(Priority.ANSWER) <= now]:
-                self._forget_if_idle(idle)
+        heapq.heappush(self._expiries, (chat.free_at(Priority.ANSWER), next(self._order), chat))
 
     def _arm(self, now: float) -> None:
         """One timer for the next moment something may be granted."""
