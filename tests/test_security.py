@@ -110,7 +110,7 @@ async def test_no_secret_in_logs_replies_errors_or_reprs_telegram(
     api.fail("sendMessage", 500, "Internal Server Error")
     api.send_command(ann, "status")
     api.send_command(ann, "credits")
-    mark = len(api.sent(ann.id))
+    mark = len(api.sent(ann.id, "text"))  # `after` counts text messages only
     await bot.text_with(ann.id, "💳 Credits:", after=mark)
     api.send_document(ann, "holiday.jpg", b"just text, not a photo", mime="image/jpeg")
     await bot.text_with(ann.id, "holiday.jpg", after=mark)
