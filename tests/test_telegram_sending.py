@@ -51,20 +51,31 @@ async def test_chats_take_turns_whatever_their_backlog() -> None:
     assert chats[:3] == [1, 2, 3], "a chat's backlog does not hold the others up"
 
 
+class BudgetSpent:
+    """A scheduler of two sends a second whose second's budget is spent: the asks that
+    follow wait for the next second, and `order` records the order they were granted."""
+
+    def __init__(self) -> None:
+        limits = SendLimits(per_second=2, private_interval_s=0.0, margin_s=0.0, chat_margin_s=0.0)
+        self.scheduler = SendScheduler(limits)
+        self.began = self.scheduler.now()
+        self.order: list[int] = []
+
+    async def spend(self) -> BudgetSpent:
+        for chat_id in (-1, -2):
+            await self.scheduler.slot(chat_id, Priority.ANSWER)
+        return self
+
+    async def ask(self, chat_id: int, since: float) -> None:
+        await self.scheduler.slot(chat_id, Priority.ANSWER, since=since)
+        self.order.append(chat_id)
+
+
 async def test_the_chat_whose_job_began_first_goes_first_however_late_it_asks() -> None:
     """A crowd of new chats must not keep a chat that began earlier from finishing: its
     next message goes before their first ones, so answers complete in the order asked."""
-    limits = SendLimits(per_second=2, private_interval_s=0.0, margin_s=0.0, chat_margin_s=0.0)
-    scheduler = SendScheduler(limits)
-    began = scheduler.now()
-    for chat_id in (-1, -2):  # this second's budget spent
-        await scheduler.slot(chat_id, Priority.ANSWER)
-    order: list[int] = []
-
-    async def ask(chat_id: int, since: float) -> None:
-        await scheduler.slot(chat_id, Priority.ANSWER, since=since)
-        order.append(chat_id)
-
+    spent = await BudgetSpent().spend()
+    ask, began, order = spent.ask, spent.began, spent.order
     crowd = [asyncio.create_task(ask(200 + i, began + 1.0 + i)) for i in range(4)]
     await asyncio.sleep(0)  # the crowd asks first ...
     earlier = asyncio.create_task(ask(100, began))  # ... the chat begun earlier asks last
@@ -75,17 +86,8 @@ async def test_the_chat_whose_job_began_first_goes_first_however_late_it_asks() 
 async def test_a_backlog_counts_as_begun_a_pace_later_per_turn() -> None:
     """A job's backlog goes before jobs begun well after it, never behind a whole crowd
     of them, and takes turns with jobs begun at about its time."""
-    limits = SendLimits(per_second=2, private_interval_s=0.0, margin_s=0.0, chat_margin_s=0.0)
-    scheduler = SendScheduler(limits)
-    began = scheduler.now()
-    for chat_id in (-1, -2):  # this second's budget spent
-        await scheduler.slot(chat_id, Priority.ANSWER)
-    order: list[int] = []
-
-    async def ask(chat_id: int, since: float) -> None:
-        await scheduler.slot(chat_id, Priority.ANSWER, since=since)
-        order.append(chat_id)
-
+    spent = await BudgetSpent().spend()
+    ask, began, order = spent.ask, spent.began, spent.order
     asks = [ask(100, began) for _ in range(3)]  # a backlog of three
     asks += [ask(200 + i, began + 10.0) for i in range(3)]  # jobs begun long after
     asks += [ask(300, began + 0.5)]  # a job begun just after it
