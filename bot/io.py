@@ -114,11 +114,15 @@ class Stream:
 
 @dataclass(frozen=True)
 class Progress:
-    """One status message, created by the first op with a `ref` and edited by later ones."""
+    """One status message, created by the first op with a `ref` and edited by later ones.
+
+    A `fleeting` line is worth showing only if it lasts: a front end may hold its first
+    text back a moment, and one done before it was shown shows nothing at all."""
 
     ref: str
     text: str
     done: bool = False
+    fleeting: bool = False
 
 
 @dataclass(frozen=True)

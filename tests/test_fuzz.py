@@ -260,7 +260,7 @@ async def survives(
     # The bot is still alive and serves a real user after all of that.
     ann = bot.user(9_900_001)
     api.send_command(ann, "start")
-    await bot.text_with(ann.id, "Ready", timeout=timeout)
+    await bot.text_with(ann.id, "I make videos", timeout=timeout)
     await wait_quiet(api, timeout=timeout)
     replies = api.messages[before:]
     per_chat: dict[int, int] = {}
@@ -478,7 +478,7 @@ async def test_hostile_webhook_bodies_get_no_5xx_and_no_traceback(
     # The bot still serves a real user, and it said nothing broken to anyone.
     ann = bot.user(9_900_002)
     api.send_command(ann, "start")
-    await bot.text_with(ann.id, "Ready", timeout=30)
+    await bot.text_with(ann.id, "I make videos", timeout=30)
     await wait_quiet(api, timeout=60)
     for message in api.messages:
         assert "Traceback" not in message.text and "😵" not in message.text, message.text

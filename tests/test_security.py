@@ -95,7 +95,7 @@ async def test_no_secret_in_logs_replies_errors_or_reprs_telegram(
     assert hook_secret, "a secret is registered even though none is configured"
     ann = bot.user(7001)
     api.send_command(ann, "start")
-    await bot.text_with(ann.id, "Ready")
+    await bot.text_with(ann.id, "I make videos")
     api.send_text(ann, "make a 5 second video of a beach")
     await bot.text_with(ann.id, "Generated a 5s clip", timeout=20)
     api.send_command(ann, "export")
@@ -219,7 +219,7 @@ async def test_jwt_shaped_operator_token_never_surfaces(
     api = bot.api
     ann = bot.user(7101)
     api.send_command(ann, "start")
-    await bot.text_with(ann.id, "Ready")
+    await bot.text_with(ann.id, "I make videos")
     api.send_text(ann, "make a 5 second video of a lake")
     await bot.text_with(ann.id, "Generated a 5s clip", timeout=20)
     bot.sim.set_fault("token_expired", times=5)

@@ -29,19 +29,36 @@ def gaps(message: BotMessage) -> list[float]:
     return [b - a for a, b in itertools.pairwise(times)]
 
 
-async def test_first_message_sets_up_in_english_and_chinese(make_bot: HarnessFactory) -> None:
+async def test_a_quick_set_up_greets_at_once_in_english_and_chinese(
+    make_bot: HarnessFactory,
+) -> None:
+    """A set-up done in a moment shows no status line: the welcome is the first message,
+    and the answer follows a second later."""
     bot = await make_bot()
     ann = bot.user(501, "en")
+    bot.api.send_command(ann, "start")
+    await bot.text_with(ann.id, "I make videos with you")
+    li = bot.user(502, "zh-hans")
+    bot.api.send_text(li, "你好")
+    await bot.text_with(li.id, "我可以陪你聊着天做视频")
+    await asyncio.sleep(1.5)  # a status line held back would have been shown by now
+    for user in (ann, li):
+        first = bot.api.sent(user.id, "text")[0]
+        assert first.text.startswith(("I make videos", "我可以陪你")), first.text
+        seen = [e.text for m in bot.api.sent(user.id, "text") for e in m.history]
+        assert not any(("⚙️" in text or "✅" in text) for text in seen), seen
+
+
+async def test_a_slow_set_up_shows_its_line_and_then_ready(make_bot: HarnessFactory) -> None:
+    bot = await make_bot()
+    bot.sim.set_fault("slow", seconds=2.0, path="/with-session/")
+    ann = bot.user(503, "en")
     bot.api.send_command(ann, "start")
     setup = await bot.text_with(ann.id, "Ready")
     assert setup.history[0].text.startswith("⚙️ Setting things up")
     assert setup.text == "✅ Ready!"
-    await bot.text_with(ann.id, "I make videos with you")
-    li = bot.user(502, "zh-hans")
-    bot.api.send_text(li, "你好")
-    setup = await bot.text_with(li.id, "准备好了")
-    assert setup.history[0].text.startswith("⚙️ 正在准备")
-    await bot.text_with(li.id, "我可以陪你聊着天做视频")
+    welcome = await bot.text_with(ann.id, "I make videos with you")
+    assert bot.api.sent(ann.id, "text").index(welcome) == 1
     assert all(g >= 0.99 for g in gaps(setup))
 
 

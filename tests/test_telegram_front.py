@@ -62,7 +62,7 @@ async def test_allowlist_refuses_others_politely(make_bot: HarnessFactory) -> No
     assert len(api.sent(stranger.id)) == 1, "told once"
     assert bot.sim.requests_to("/api/tasks/") == []
     api.send_command(owner, "start")
-    await bot.text_with(owner.id, "Ready")
+    await bot.text_with(owner.id, "I make videos")
 
 
 async def test_stats_for_admins_only(make_bot: HarnessFactory) -> None:
@@ -70,7 +70,7 @@ async def test_stats_for_admins_only(make_bot: HarnessFactory) -> None:
     api = bot.api
     admin, user = bot.user(1200), bot.user(1201)
     api.send_command(user, "start")
-    await bot.text_with(user.id, "Ready")
+    await bot.text_with(user.id, "I make videos")
     api.send_command(admin, "stats")
     stats = await bot.text_with(admin.id, "Chats:")
     assert "Chats: 2" in stats.text and "Exports today: 0" in stats.text
@@ -194,7 +194,7 @@ async def test_nemobot_run_serves_users_and_stops_on_sigterm(mode: str) -> None:
         try:
             ann = api.user(1400)
             api.send_command(ann, "start")
-            await api.wait_text(ann.id, "Ready", timeout=30)
+            await api.wait_text(ann.id, "I make videos", timeout=30)
             if mode == "webhook":
                 assert api.webhook_url.endswith("/tg/hook")
                 assert api.calls_of("getUpdates") == []

@@ -64,13 +64,14 @@ class Sessions:
         await self.states.set_token(turn, creds.token, expires, creds.client_id or None)
 
     async def ensure(self, turn: Turn, *, welcome: bool | None = None) -> bool:
-        """First contact: "Setting things up…", a token and a session, then "Ready" and the
-        welcome; a group gets the welcome only when it asks for it (/start): it reads as
-        a private chat's and would come before the answer someone asked for."""
+        """First contact: a token and a session, then the welcome; a group gets the welcome
+        only when it asks for it (/start): it reads as a private chat's and would come
+        before the answer someone asked for. "Setting things up…" and "Ready" make a
+        fleeting line: a set-up quicker than a moment shows neither."""
         if turn.state.session_id is not None:
             return False
         ref = new_ref("setup")
-        await turn.out.send(Progress(ref, t("setup", turn.lang)))
+        await turn.out.send(Progress(ref, t("setup", turn.lang), fleeting=True))
         try:
             api = await self.api(turn)
             session = await api.create_session(turn.lang)
@@ -79,7 +80,7 @@ class Sessions:
             raise
         await self.states.set_session(turn, session.session_id, session.task_id, turn.lang)
         log.info("session created", extra={"chat_id": turn.chat_id, "lang": turn.lang})
-        await turn.out.send(Progress(ref, t("ready", turn.lang), done=True))
+        await turn.out.send(Progress(ref, t("ready", turn.lang), done=True, fleeting=True))
         if welcome is None:
             welcome = not turn.is_group
         if welcome:

@@ -67,6 +67,7 @@ class RenderConfig:
 
     limits: SendLimits = field(default_factory=SendLimits)
     typing_every_s: float = 4.0
+    fleeting_after_s: float = 1.0  # a fleeting status line shows once it lasted this long
     url_video_bytes: int = 20 * MIB
     upload_video_bytes: int = 50 * MIB
     allow_private_downloads: bool = False
@@ -160,6 +161,7 @@ class _Live:
     done: bool = False
     text: str = ""
     literal: tuple[str, ...] = ()
+    fleeting: bool = False
 
 
 class _Skipped(TelegramError):
@@ -291,7 +293,9 @@ class TelegramOutbox:
                     op.ref, op.text, op.final, op.buttons, formatted=True, literal=op.literal
                 )
             elif isinstance(op, Progress):
-                await self._stream(op.ref, op.text, op.done, (), formatted=False)
+                await self._stream(
+                    op.ref, op.text, op.done, (), formatted=False, fleeting=op.fleeting
+                )
             elif isinstance(op, SendText):
                 await self._send_text(op)
             elif isinstance(op, ChatAction):
@@ -309,6 +313,8 @@ class TelegramOutbox:
         await self._settle()
         for live in self._live.values():
             await self._stop_flusher(live)
+            if live.fleeting and not live.message_ids:
+                continue
             if not live.done and live.pending is not None:
                 async with live.showing:
                     text, live.pending = live.pending, None
@@ -436,10 +442,11 @@ class TelegramOutbox:
         *,
         formatted: bool,
         literal: tuple[str, ...] = (),
+        fleeting: bool = False,
     ) -> None:
         live = self._live.get(ref)
         if live is None:
-            live = self._live[ref] = _Live(formatted=formatted)
+            live = self._live[ref] = _Live(formatted=formatted, fleeting=fleeting)
         live.literal = literal
         if live.done:
             return
@@ -455,6 +462,8 @@ class TelegramOutbox:
         live.done = True
         live.pending = None
         await self._stop_flusher(live)
+        if fleeting and not live.message_ids:
+            return  # over before it was shown: nothing to complete
         live.buttons = buttons
         text = text if text.strip() else live.text
         if text.strip():
@@ -465,7 +474,10 @@ class TelegramOutbox:
 
     async def _flush(self, live: _Live) -> None:
         """Show the latest pending text when the chat's turn comes; texts that arrive while
-        it waits replace each other, so under congestion the message changes less often."""
+        it waits replace each other, so under congestion the message changes less often.
+        A fleeting line first waits to see whether it lasts."""
+        if live.fleeting and not live.message_ids:
+            await asyncio.sleep(self._r.config.fleeting_after_s)
         while live.pending is not None and not live.done:
             async with live.showing:
                 create = not live.message_ids
