@@ -68,6 +68,29 @@ async def test_stream_edits_are_paced_merged_and_final(rig: Rig) -> None:
     await outbox.close()
 
 
+async def test_a_short_answer_goes_out_whole_in_one_call(rig: Rig) -> None:
+    """An answer done within a moment of its first text is one message, sent complete:
+    not a fragment whose rest waits a second for the chat's pace."""
+    outbox = rig.renderer.outbox(CHAT)
+    started = time.monotonic()
+    final = await stream_words(outbox, 5, 0.02)
+    (message,) = rig.api.sent(CHAT)
+    assert message.text == final
+    assert message.edits == [], [e.text for e in message.history]
+    assert message.created_at - started < 0.9, "not held back for the chat's pace"
+    await outbox.close()
+
+
+async def test_a_long_answer_shows_its_first_text_while_it_streams(rig: Rig) -> None:
+    outbox = rig.renderer.outbox(CHAT)
+    streaming = asyncio.create_task(stream_words(outbox, 30, 0.05))
+    shown = await rig.api.wait_for(lambda: rig.api.sent(CHAT), 5, "the first text")
+    assert not streaming.done(), "shown before the answer was complete"
+    assert shown[0].history[0].text.startswith("word0")
+    await streaming
+    await outbox.close()
+
+
 async def test_group_edits_wait_three_seconds(rig: Rig) -> None:
     outbox = rig.renderer.outbox(GROUP)
     await stream_words(outbox, 30, 0.15)

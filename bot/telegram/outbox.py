@@ -68,6 +68,7 @@ class RenderConfig:
     limits: SendLimits = field(default_factory=SendLimits)
     typing_every_s: float = 4.0
     fleeting_after_s: float = 1.0  # a fleeting status line shows once it lasted this long
+    answer_first_after_s: float = 0.3  # an answer's first text waits this long for the rest
     url_video_bytes: int = 20 * MIB
     upload_video_bytes: int = 50 * MIB
     allow_private_downloads: bool = False
@@ -475,9 +476,14 @@ class TelegramOutbox:
     async def _flush(self, live: _Live) -> None:
         """Show the latest pending text when the chat's turn comes; texts that arrive while
         it waits replace each other, so under congestion the message changes less often.
-        A fleeting line first waits to see whether it lasts."""
-        if live.fleeting and not live.message_ids:
-            await asyncio.sleep(self._r.config.fleeting_after_s)
+
+        Before its first text, a fleeting line waits to see whether it lasts, and an answer
+        waits a moment for the rest: a short answer then goes out whole, in one call, not
+        as a fragment completed a chat's pace (a second) later."""
+        if not live.message_ids:
+            cfg = self._r.config
+            hold = cfg.answer_first_after_s if live.formatted else 0.0
+            await asyncio.sleep(cfg.fleeting_after_s if live.fleeting else hold)
         while live.pending is not None and not live.done:
             async with live.showing:
                 create = not live.message_ids
