@@ -427,3 +427,15 @@ async def test_a_chat_stored_whole_by_an_earlier_version_is_split_and_kept(
     assert await redis_store.chats_with_work() == [42]
     assert await redis_store.claim_pending(42, "r1")
     assert (await redis_store.load(42)).pending == []
+
+
+async def test_send_slots_are_counted_in_one_window_for_every_process(
+    store: ChatStore,
+) -> None:
+    first = await store.take_sends(4, 6, 0.5)
+    second = await store.take_sends(4, 6, 0.5)  # another process, the same bot
+    assert (first.granted, second.granted) == (4, 2)
+    full = await store.take_sends(1, 6, 0.5)
+    assert full.granted == 0 and 0 < full.wait_s <= 0.5
+    await asyncio.sleep(full.wait_s + 0.01)
+    assert (await store.take_sends(6, 6, 0.5)).granted == 6

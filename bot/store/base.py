@@ -15,6 +15,7 @@ __all__ = [
     "ChatState",
     "ChatStore",
     "Enqueued",
+    "Lease",
     "PendingExport",
     "StoreUnavailable",
     "Taken",
@@ -86,6 +87,15 @@ class Enqueued:
     duplicate: bool = False
 
 
+@dataclass(frozen=True)
+class Lease:
+    """Send slots granted from a budget shared by processes: `granted` (0 when the window
+    is full, and then `wait_s` until its oldest slot frees)."""
+
+    granted: int
+    wait_s: float = 0.0
+
+
 class ChatStore(Protocol):
     """A chat's state is written part by part, each write atomic on its own, so no write
     (from this process or another) can undo another's."""
@@ -120,6 +130,7 @@ class ChatStore(Protocol):
     async def queue_length(self, chat_id: int) -> int: ...
     async def unindex_if_empty(self, chat_id: int) -> int: ...
     async def chats_with_work(self) -> list[int]: ...
+    async def take_sends(self, want: int, per_window: int, window_s: float) -> Lease: ...
     async def ping(self) -> bool: ...
     async def aclose(self) -> None: ...
 

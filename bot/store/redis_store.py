@@ -26,8 +26,11 @@ so a message outlives the process that accepted it.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
+import os
 import time
+import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, ParamSpec, TypeVar
 
@@ -39,6 +42,7 @@ from bot.store.base import (
     SEEN_TTL_S,
     ChatState,
     Enqueued,
+    Lease,
     PendingExport,
     StoreUnavailable,
     Taken,
@@ -54,6 +58,7 @@ from bot.store.base import (
 __all__ = ["RedisChatStore"]
 
 log = logging.getLogger("bot.store")
+_PROCESS = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"  # names this process's send slots
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -178,6 +183,25 @@ redis.call('del', KEYS[2], KEYS[3])
 return 1
 """
 
+    # KEYS: the bot's send window; ARGV: most in a window, slots wanted, window ms, a
+    # prefix unique to this call. Server time, so replicas' clocks do not matter. Returns
+    # the slots granted and, when none, ms until the window's oldest slot ages out.
+    _TAKE_SENDS = """
+local t = redis.call('time')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[3])
+redis.call('zremrangebyscore', KEYS[1], '-inf', now - window)
+local free = tonumber(ARGV[1]) - redis.call('zcard', KEYS[1])
+local take = math.min(tonumber(ARGV[2]), free)
+if take > 0 then
+  for i = 1, take do redis.call('zadd', KEYS[1], now, ARGV[4] .. i) end
+  redis.call('pexpire', KEYS[1], window * 2)
+  return {take, 0}
+end
+local oldest = redis.call('zrange', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, tonumber(oldest[2]) + window - now}
+"""
+
     def __init__(
         self,
         redis: Redis | RedisCluster,
@@ -197,6 +221,8 @@ return 1
         self._migrate_script, self._enqueue = script(self._MIGRATE), script(self._ENQUEUE)
         self._take, self._mark_sent = script(self._TAKE), script(self._MARK_SENT)
         self._finish = script(self._FINISH)
+        self._take_sends = script(self._TAKE_SENDS)
+        self._calls = itertools.count()
 
     @classmethod
     def from_url(
@@ -356,6 +382,16 @@ return 1
         """True only the first time; `scope` keeps separate records of one update."""
         key = f"{self._ns}:{scope}:{update_id}"
         return bool(await self._redis.set(key, 1, nx=True, px=int(ttl_s * 1000)))
+
+    @_unavailable_on_error
+    async def take_sends(self, want: int, per_window: int, window_s: float) -> Lease:
+        """Up to `want` of the `per_window` sends the bot may make in any `window_s`, counted
+        across every process sharing the store (the namespace names the bot)."""
+        key = f"{self._ns}:sends"
+        prefix = f"{_PROCESS}:{next(self._calls)}:"
+        window_ms = max(1, round(window_s * 1000))
+        granted, wait_ms = await self._take_sends((key,), (per_window, want, window_ms, prefix))
+        return Lease(int(granted), max(0.0, int(wait_ms) / 1000))
 
     @_unavailable_on_error
     async def enqueue(

@@ -192,7 +192,9 @@ class TelegramFront:
         self._username = bot.username
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, read=120.0))
         on_429 = self.metrics.telegram_429.inc if self.metrics is not None else None
-        sending = SendScheduler(self.config.render.limits, on_429=on_429)
+        # Replicas on one bot token share its send budget through the store.
+        shared = self.store.take_sends if self.store is not None else None
+        sending = SendScheduler(self.config.render.limits, on_429=on_429, shared=shared)
         self._renderer = Renderer(bot, self._http, self.config.render, self.stats, sending)
         await self._set_commands(application)
         if self._on_start is not None:

@@ -14,7 +14,10 @@ that shows something first waits here for a slot:
   it has had while its backlog lasted, so no chat waits behind another chat's backlog;
   each chat at its own pace, none sent to faster than Telegram allows;
 - never into a 429 on purpose: at most `per_second` slots in any window of a second, and a
-  chat told `retry_after` gets nothing before exactly that long.
+  chat told `retry_after` gets nothing before exactly that long. Replicas sharing one bot
+  token share its budget: with `shared`, each slot is also taken from a window counted in
+  the store, a few at a time (while the store cannot be reached, each process keeps to
+  its own budget).
 
 A waiting request that became pointless (an edit superseded by a newer one) is withdrawn by
 cancelling its wait; a slot granted but not used is given back.
@@ -28,11 +31,22 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-__all__ = ["Priority", "SendLimits", "SendScheduler"]
+from bot.store.base import Lease
+
+__all__ = ["Priority", "SendLimits", "SendScheduler", "SharedSends"]
+
+# (slots wanted, most in a window, the window's seconds) -> slots granted from the budget
+# every process of the bot shares.
+SharedSends = Callable[[int, int, float], Awaitable[Lease]]
+# A shared slot is counted when granted, a moment before its call reaches Telegram.
+SHARED_SLACK_S = 0.05
+SHARED_BATCH = 5  # requests chosen for one round trip to the shared budget
+SHARED_TIMEOUT_S = 0.5  # a store slower than this to answer counts as failed
+OWN_BUDGET_S = 5.0  # the shared budget failed: this process keeps to its own this long
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +96,7 @@ class _Chat:
     paced_at: float = 0.0  # no message before this: the chat's pace
     flood_until: float = 0.0  # nothing at all before this: Telegram's retry_after
     streak: int = 0  # turns had while more of its requests waited: its backlog's place
+    held: bool = False  # its next request waits for a shared slot: no other turn till then
     waiting: dict[Priority, collections.deque[_Request]] = field(default_factory=dict)
     listed: set[Priority] = field(default_factory=set)  # in the class's turn queue
     asleep: set[Priority] = field(default_factory=set)  # in the wake-up heap
@@ -105,10 +120,18 @@ class SendScheduler:
         *,
         on_429: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedSends | None = None,
     ) -> None:
         self.limits = limits or SendLimits()
         self._on_429 = on_429
         self._clock = clock
+        self._shared = shared
+        # Requests chosen to go next, waiting (in order) for slots of the shared budget.
+        self._held: collections.deque[_Request] = collections.deque()
+        self._leasing: asyncio.Task[None] | None = None
+        self._shared_full_until = 0.0  # the shared window has no slot before this
+        self._own_until = 0.0  # the shared budget failed: this process's own until this
+        self._shared_logged_at = float("-inf")
         self._chats: dict[int, _Chat] = {}
         # Per class, the chats waiting for a turn: (when its job began, order, chat).
         self._turns: dict[Priority, list[tuple[float, int, _Chat]]] = {p: [] for p in Priority}
@@ -189,11 +212,20 @@ class SendScheduler:
             begun = oldest + chat.streak * max(chat.interval, 1.0)
             heapq.heappush(self._turns[priority], (begun, next(self._order), chat))
 
+    def _relist(self, chat: _Chat) -> None:
+        for priority, queue in chat.waiting.items():
+            if queue:
+                self._list(chat, priority)
+
     def _withdraw(self, request: _Request) -> None:
         chat = request.chat
         queue = chat.waiting.get(request.priority)
         if queue is not None and request in queue:
             queue.remove(request)
+        elif request in self._held:
+            self._held.remove(request)
+            chat.held = False
+            self._relist(chat)
         elif request.granted_at is not None:
             # Granted but never used: the window and the chat's pace get the slot back.
             with_slot = request.granted_at
@@ -205,7 +237,7 @@ class SendScheduler:
         self._pump()
 
     def _forget_if_idle(self, chat: _Chat) -> None:
-        idle = not chat.listed and not chat.asleep and not any(chat.waiting.values())
+        idle = not (chat.listed or chat.asleep or chat.held or any(chat.waiting.values()))
         current = self._chats.get(chat.chat_id) is chat  # not one made since it was forgotten
         if idle and current and chat.free_at(Priority.ANSWER) <= self._clock():
             del self._chats[chat.chat_id]
@@ -224,12 +256,55 @@ class SendScheduler:
         self._wake(now)
         while self._expiries and self._expiries[0][0] <= now:
             self._forget_if_idle(heapq.heappop(self._expiries)[2])
-        while self._window_used(now) < self.limits.per_second:
-            request = self._next(now)
-            if request is None:
-                break
-            self._grant(request, now)
+        if self._shared is None or now < self._own_until:
+            while self._window_used(now) < self.limits.per_second:
+                request = self._next(now)
+                if request is None:
+                    break
+                self._grant(request, now)
+        elif self._leasing is None and now >= self._shared_full_until:
+            # The next few requests, chosen as they would be granted, ask the shared
+            # budget in one round trip; the others keep their places meanwhile.
+            room = min(SHARED_BATCH, self.limits.per_second - self._window_used(now))
+            while len(self._held) < room and (request := self._next(now)) is not None:
+                request.chat.held = True
+                self._held.append(request)
+            if self._held:
+                self._leasing = asyncio.get_running_loop().create_task(self._lease(len(self._held)))
         self._arm(now)
+
+    async def _lease(self, want: int) -> None:
+        """Slots of the shared budget for the held requests, granted in order."""
+        assert self._shared is not None
+        try:
+            limits = self.limits
+            window = 1.0 + limits.margin_s + SHARED_SLACK_S
+            async with asyncio.timeout(SHARED_TIMEOUT_S):
+                lease = await self._shared(want, limits.per_second, window)
+        except Exception as exc:  # each process keeps to its own budget meanwhile
+            lease = Lease(0)
+            now = self._clock()
+            self._own_until = now + OWN_BUDGET_S
+            if now - self._shared_logged_at >= 60.0:
+                self._shared_logged_at = now
+                log.warning(
+                    "shared send budget unreachable: this process keeps to its own",
+                    extra={"error": type(exc).__name__},
+                )
+        finally:
+            self._leasing = None
+        now = self._clock()
+        if lease.granted == 0:
+            self._shared_full_until = now + lease.wait_s
+        for _ in range(min(lease.granted, len(self._held))):
+            self._grant(self._held.popleft(), now)
+        # Those left without a slot go back to their places, to be chosen again in turn.
+        while self._held:
+            request = self._held.pop()
+            request.chat.held = False
+            request.chat.waiting[request.priority].appendleft(request)
+            self._relist(request.chat)
+        self._pump()
 
     def _wake(self, now: float) -> None:
         while self._wakeups and self._wakeups[0][0] <= now:
@@ -256,8 +331,8 @@ class SendScheduler:
         while turns:
             chat = heapq.heappop(turns)[2]
             chat.listed.discard(priority)
-            if not chat.has(priority):
-                continue
+            if not chat.has(priority) or chat.held:
+                continue  # a held chat is listed again once its request is granted
             if (free_at := chat.free_at(priority)) > now:
                 chat.asleep.add(priority)
                 heapq.heappush(self._wakeups, (free_at, next(self._order), priority, chat))
@@ -277,6 +352,7 @@ class SendScheduler:
 
     def _grant(self, request: _Request, now: float) -> None:
         chat = request.chat
+        chat.held = False
         request.granted_at = now
         request.chat_was_free_at = chat.paced_at
         self._sent.append(now)
@@ -287,9 +363,7 @@ class SendScheduler:
             # its job's place.
             backlog = any(q for p, q in chat.waiting.items() if p is not Priority.TYPING)
             chat.streak = chat.streak + 1 if backlog else 0
-        for priority, queue in chat.waiting.items():
-            if queue:
-                self._list(chat, priority)
+        self._relist(chat)
         request.future.set_result(None)
         heapq.heappush(self._expiries, (chat.free_at(Priority.ANSWER), next(self._order), chat))
 
@@ -298,6 +372,9 @@ class SendScheduler:
         due = float("inf")
         if self._wakeups:
             due = self._wakeups[0][0]
+        sharing = self._shared is not None and now >= self._own_until
+        if sharing and self._leasing is None and self._has_listed():
+            due = min(due, self._shared_full_until)
         # A full window (or one too full for typing) frees up as its oldest slot ages out.
         if self._sent and (self._turns[Priority.TYPING] or self._has_listed()):
             due = min(due, self._sent[0] + 1.0 + self.limits.margin_s)
