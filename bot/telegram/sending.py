@@ -42,8 +42,6 @@ __all__ = ["Priority", "SendLimits", "SendScheduler", "SharedSends"]
 # (slots wanted, most in a window, the window's seconds) -> slots granted from the budget
 # every process of the bot shares.
 SharedSends = Callable[[int, int, float], Awaitable[Lease]]
-# A shared slot is counted when granted, a moment before its call reaches Telegram.
-SHARED_SLACK_S = 0.05
 SHARED_BATCH = 5  # requests chosen for one round trip to the shared budget
 SHARED_TIMEOUT_S = 0.5  # a store slower than this to answer counts as failed
 OWN_BUDGET_S = 5.0  # the shared budget failed: this process keeps to its own this long
@@ -277,10 +275,9 @@ class SendScheduler:
         """Slots of the shared budget for the held requests, granted in order."""
         assert self._shared is not None
         try:
-            limits = self.limits
-            window = 1.0 + limits.margin_s + SHARED_SLACK_S
+            limits = self.limits  # the same window as this process's own
             async with asyncio.timeout(SHARED_TIMEOUT_S):
-                lease = await self._shared(want, limits.per_second, window)
+                lease = await self._shared(want, limits.per_second, 1.0 + limits.margin_s)
         except Exception as exc:  # each process keeps to its own budget meanwhile
             lease = Lease(0)
             now = self._clock()
