@@ -12,7 +12,7 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from bot.store import RedisChatStore
+from bot.store import Lease, RedisChatStore
 from bot.telegram.sending import Priority, SendLimits, SendScheduler, SharedSends
 from tests.redis_server import RedisProcess, free_port
 
@@ -118,3 +118,30 @@ async def test_a_stalled_store_does_not_stall_sending(own_redis: RedisProcess) -
         assert time.monotonic() - started < 5.0, "waited for the stalled store"
     finally:
         own_redis.thaw()
+
+
+async def test_a_request_cancelled_as_its_slot_arrives_is_not_granted() -> None:
+    answer = asyncio.Event()
+
+    async def slow_store(want: int, per_window: int, window_s: float) -> Lease:
+        await answer.wait()
+        return Lease(want)
+
+    errors: list[object] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    try:
+        scheduler = SendScheduler(LIMITS, shared=slow_store)
+        asking = asyncio.create_task(scheduler.slot(11, Priority.ANSWER))
+        await asyncio.sleep(0.05)  # held, its lease on the way
+        answer.set()  # the slot arrives ...
+        asking.cancel()  # ... as the request is withdrawn
+        with pytest.raises(asyncio.CancelledError):
+            await asking
+        async with asyncio.timeout(5):
+            await scheduler.slot(11, Priority.ANSWER)
+        assert scheduler.waiting() == 0
+        await asyncio.sleep(0.05)
+        assert errors == []
+    finally:
+        loop.set_exception_handler(None)

@@ -350,6 +350,9 @@ class SendScheduler:
     def _grant(self, request: _Request, now: float) -> None:
         chat = request.chat
         chat.held = False
+        if request.future.done():  # cancelled, its withdrawal still to run: not granted
+            self._relist(chat)
+            return
         request.granted_at = now
         request.chat_was_free_at = chat.paced_at
         self._sent.append(now)
@@ -369,9 +372,10 @@ class SendScheduler:
         due = float("inf")
         if self._wakeups:
             due = self._wakeups[0][0]
+        # The shared window full: ask again once its oldest slot ages out.
         sharing = self._shared is not None and now >= self._own_until
-        if sharing and self._leasing is None and self._has_listed():
-            due = min(due, self._shared_full_until)
+        if sharing and self._leasing is None and now < self._shared_full_until:
+            due = min(due, self._shared_full_until) if self._has_listed() else due
         # A full window (or one too full for typing) frees up as its oldest slot ages out.
         if self._sent and (self._turns[Priority.TYPING] or self._has_listed()):
             due = min(due, self._sent[0] + 1.0 + self.limits.margin_s)
