@@ -145,3 +145,27 @@ async def test_a_request_cancelled_as_its_slot_arrives_is_not_granted() -> None:
         assert errors == []
     finally:
         loop.set_exception_handler(None)
+
+
+async def test_waiting_for_a_slow_store_is_quiet(own_redis: RedisProcess) -> None:
+    """While the store is slow to answer, the scheduler sleeps until something can change;
+    it does not wake every millisecond at a moment already past."""
+    looks = 0
+
+    def clock() -> float:
+        nonlocal looks
+        looks += 1
+        return time.monotonic()
+
+    store = RedisChatStore(Redis.from_url(own_redis.url), "slow")
+    scheduler = SendScheduler(LIMITS, clock=clock, shared=shared_by(store))
+    await scheduler.slot(1, Priority.ANSWER)
+    await asyncio.sleep(0.9)
+    own_redis.freeze()  # the next round trip takes until the scheduler gives up on it
+    try:
+        looks = 0
+        async with asyncio.timeout(5):
+            await crowd(scheduler, 100, 10, 1)  # half held, half waiting their turn
+    finally:
+        own_redis.thaw()
+    assert looks < 120, f"the clock was read {looks} times in about half a second"

@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-import os
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
@@ -58,7 +57,6 @@ from bot.store.base import (
 __all__ = ["RedisChatStore"]
 
 log = logging.getLogger("bot.store")
-_PROCESS = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"  # names this process's send slots
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -222,6 +220,7 @@ return {0, tonumber(oldest[2]) + window - now}
         self._take, self._mark_sent = script(self._TAKE), script(self._MARK_SENT)
         self._finish = script(self._FINISH)
         self._take_sends = script(self._TAKE_SENDS)
+        self._sender = uuid.uuid4().hex  # names this store's send slots among all others'
         self._calls = itertools.count()
 
     @classmethod
@@ -388,7 +387,7 @@ return {0, tonumber(oldest[2]) + window - now}
         """Up to `want` of the `per_window` sends the bot may make in any `window_s`, counted
         across every process sharing the store (the namespace names the bot)."""
         key = f"{self._ns}:sends"
-        prefix = f"{_PROCESS}:{next(self._calls)}:"
+        prefix = f"{self._sender}:{next(self._calls)}:"
         window_ms = max(1, round(window_s * 1000))
         granted, wait_ms = await self._take_sends((key,), (per_window, want, window_ms, prefix))
         return Lease(int(granted), max(0.0, int(wait_ms) / 1000))

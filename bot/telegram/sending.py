@@ -288,6 +288,9 @@ class SendScheduler:
                     "shared send budget unreachable: this process keeps to its own",
                     extra={"error": type(exc).__name__},
                 )
+        except BaseException:
+            self._put_back_held()  # cancelled (the bot stopping): nothing is left held
+            raise
         finally:
             self._leasing = None
         now = self._clock()
@@ -295,13 +298,17 @@ class SendScheduler:
             self._shared_full_until = now + lease.wait_s
         for _ in range(min(lease.granted, len(self._held))):
             self._grant(self._held.popleft(), now)
-        # Those left without a slot go back to their places, to be chosen again in turn.
+        self._put_back_held()
+        self._pump()
+
+    def _put_back_held(self) -> None:
+        """Requests left without a shared slot go back to their places, to be chosen again
+        in turn."""
         while self._held:
             request = self._held.pop()
             request.chat.held = False
             request.chat.waiting[request.priority].appendleft(request)
             self._relist(request.chat)
-        self._pump()
 
     def _wake(self, now: float) -> None:
         while self._wakeups and self._wakeups[0][0] <= now:
@@ -369,6 +376,7 @@ class SendScheduler:
 
     def _arm(self, now: float) -> None:
         """One timer for the next moment something may be granted."""
+        self._window_used(now)  # slots aged out of the window are not a moment to wake at
         due = float("inf")
         if self._wakeups:
             due = self._wakeups[0][0]
