@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot.conversation import MAX_QUEUED
 from tests import telegram_fixtures
-from tests.telegram_fixtures import HarnessFactory
+from tests.telegram_fixtures import HarnessFactory, ready
 
 make_bot = telegram_fixtures.make_bot
 
@@ -16,8 +16,7 @@ async def test_refused_messages_are_acknowledged_before_any_reply_goes_out(
     bot = await make_bot(webhook=True)
     api = bot.api
     ann = bot.user(931)
-    api.send_command(ann, "start")
-    await bot.text_with(ann.id, "I make videos with you")
+    await ready(bot, ann)
     bot.sim.set_fault("quiet_stream", times=None, seconds=6.0, every=0.5)
     api.send_text(ann, "make a 3 second video of a cat")
     await api.wait_for(lambda: api.chat_actions(ann.id), 10, "the job under way")

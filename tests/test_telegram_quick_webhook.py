@@ -8,7 +8,7 @@ import asyncio
 
 from bot.io import SendText
 from tests import telegram_fixtures
-from tests.telegram_fixtures import HarnessFactory
+from tests.telegram_fixtures import HarnessFactory, ready
 
 make_bot = telegram_fixtures.make_bot
 
@@ -21,8 +21,7 @@ async def test_a_quick_answer_is_acknowledged_before_its_reply_and_sent_once(
     bot = await make_bot(webhook=True)
     api = bot.api
     ann = bot.user(951)
-    api.send_command(ann, "start")
-    await bot.text_with(ann.id, "I make videos with you")
+    await ready(bot, ann)
     # Notices the chat is still to see, one a second: its send backlog.
     assert bot.front is not None
     notices = bot.front.outbox_for(ann.id)
